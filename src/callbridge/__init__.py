@@ -1,0 +1,3 @@
+"""callbridge: a phone call between two languages, translated both ways in real time."""
+
+__version__ = "0.1.0"

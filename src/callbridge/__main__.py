@@ -1,0 +1,5 @@
+"""``python -m callbridge``."""
+
+from callbridge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""``create_app``: the Quart-Trio application: health, Twilio webhooks, media WebSockets, pages."""
+
+from __future__ import annotations
+
+from quart_trio import QuartTrio
+
+from callbridge import __version__
+from callbridge.services import Services
+
+__all__ = ["create_app"]
+
+
+def create_app(services: Services) -> QuartTrio:
+    app = QuartTrio("callbridge")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {
+            "status": "draining" if services.supervisor.draining else "ok",
+            "version": __version__,
+            "active_calls": services.supervisor.active_count,
+        }
+
+    return app

@@ -1,0 +1,1 @@
+"""Calls: the supervisor that admits them and the per-call nursery that runs them."""

@@ -1,0 +1,44 @@
+"""``CallRecord``: what callbridge knows about one call, from webhook to end reason."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import attrs
+
+__all__ = ["CallRecord", "CallStatus", "new_call_id"]
+
+# Statuses in the order a call normally moves through them.
+CallStatus = str  # "ringing" | "connected" | "ended"  (see CALL_STATUSES)
+CALL_STATUSES = ("ringing", "connected", "ended")
+
+
+def new_call_id() -> str:
+    """An unguessable id (128 bits), safe in URLs."""
+    return secrets.token_urlsafe(16)
+
+
+@attrs.define
+class CallRecord:
+    """Mutable, owned by one call's session; everyone else gets ``snapshot()`` copies.
+
+    Times are Unix epoch seconds (wall clock), since they are shown to people and stored.
+    """
+
+    id: str
+    caller_sid: str
+    caller_number: str
+    caller_language: str
+    operator_language: str
+    operator_sid: str | None = None
+    operator_number: str | None = None
+    status: CallStatus = "ringing"
+    received_at: float = attrs.field(factory=time.time)
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return attrs.asdict(self)

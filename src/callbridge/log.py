@@ -1,0 +1,88 @@
+"""Structured logging: one JSON object per line on a pipe, a readable console on a TTY.
+
+Every rendered line passes through a redactor that knows each configured secret value, so a secret
+cannot reach the log whatever a caller passes in (an exception text, a URL with ``?token=``, a
+header dict). Per-call context (``call_id``) is bound with ``structlog.contextvars``; trio copies
+the context into child tasks, so everything a call starts logs with its id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+
+__all__ = ["REDACTED", "configure_logging", "get_logger", "redact_text"]
+
+REDACTED = "***"
+# Query parameters that carry credentials in URLs we may log (Palabra's ?token=).
+_TOKEN_PARAM = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _TOKEN_PARAM.sub(r"\1" + REDACTED, text)
+
+
+class _Redactor:
+    """Last processor before output: scrubs the rendered line, not just known keys."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, logger: Any, method: str, line: str | bytes) -> str:
+        text = line.decode() if isinstance(line, bytes) else line
+        return redact_text(text, self._secrets)
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.INFO
+
+
+def configure_logging(
+    *,
+    level: str = "info",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog once per process (``__main__`` and test fixtures call this)."""
+    out = stream if stream is not None else sys.stdout
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: Any
+    if use_json:
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+            _Redactor(secrets),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _dumps(obj: Any, **kw: Any) -> str:
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+def get_logger(name: str) -> Any:
+    """A logger whose lines carry ``logger=name``."""
+    return structlog.get_logger().bind(logger=name)

@@ -1,0 +1,73 @@
+"""``callbridge serve``: the root nursery that owns the web server and every call.
+
+Resource handling: the root nursery owns hypercorn and the call supervisor. SIGINT/SIGTERM stop
+admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then cancel what is left
+(those calls end with reason ``shutdown``) and stop the web server. A second signal skips the grace.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from callbridge.app import create_app
+from callbridge.config import Config
+from callbridge.log import get_logger
+from callbridge.services import open_services
+
+__all__ = ["hypercorn_config", "serve"]
+
+log = get_logger("callbridge.server")
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [f"{config.server.host}:{config.server.port}"]
+    hc.accesslog = None
+    hc.errorlog = None
+    hc.graceful_timeout = 1.0
+    # Twilio media messages are ~300 bytes; nothing we accept needs more than this.
+    hc.websocket_max_message_size = 1 << 20
+    return hc
+
+
+async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the daemon until SIGINT/SIGTERM (or cancellation), then drain and return."""
+    if not config.twilio.validate_signatures:
+        log.warning("signature_validation_disabled", hint="only for local experiments")
+    stop_web = trio.Event()
+    async with open_services(config) as services, trio.open_nursery() as root:
+        app = create_app(services)
+        binds: list[str] = await root.start(
+            partial(hypercorn_serve, app, hypercorn_config(config), shutdown_trigger=stop_web.wait)
+        )
+        log.info("listening", binds=binds, public_url=config.public_url, max_calls=config.server.max_calls)
+        task_status.started(binds)
+        await _wait_for_signal()
+        log.info("shutting_down", active_calls=services.supervisor.active_count)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
+            async with trio.open_nursery() as drain:
+                drain.start_soon(_cancel_on_second_signal, again, services.supervisor.cancel_all)
+                await services.supervisor.drain(config.server.shutdown_grace_s)
+                drain.cancel_scope.cancel()
+        stop_web.set()
+    log.info("stopped")
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal", signal=signal.Signals(signum).name)
+            return
+
+
+async def _cancel_on_second_signal(signals: AsyncIterator[int], cancel_all: Callable[[], None]) -> None:
+    async for signum in signals:
+        log.warning("signal_again", signal=signal.Signals(signum).name, action="ending calls now")
+        cancel_all()
+        return
