@@ -31,16 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callbridge {__version__}")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)
     parser.add_argument("--log-format", choices=("auto", "json", "console"), default=None)
-    parser.add_argument("--env-file", type=Path, default=None, help="dotenv file (default: ./.env if present)")
+    parser.add_argument(
+        "--env-file", type=Path, default=None, help="dotenv file (default: ./.env if present)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the daemon")
-    serve.add_argument("--config", type=Path, default=None, help="config.toml (default: ./config.toml if present)")
+    serve.add_argument(
+        "--config", type=Path, default=None, help="config.toml (default: ./config.toml if present)"
+    )
 
-    check = commands.add_parser("check-config", help="print the effective configuration, secrets redacted")
+    check = commands.add_parser(
+        "check-config", help="print the effective configuration, secrets redacted"
+    )
     check.add_argument("--config", type=Path, default=None)
 
-    demo = commands.add_parser("demo", help="a whole translated call against the simulators, offline")
+    demo = commands.add_parser(
+        "demo", help="a whole translated call against the simulators, offline"
+    )
     demo.add_argument("args", nargs=argparse.REMAINDER)
 
     sim = commands.add_parser("sim", help="run one simulator alone")

@@ -16,6 +16,8 @@ Error handling: every problem found is collected and raised together as one ``Co
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import tomllib
 import types
@@ -73,7 +75,7 @@ class Secret:
 def _meta(
     doc: str,
     *,
-    range: tuple[float, float] | None = None,  # noqa: A002 - mirrors the error text
+    range: tuple[float, float] | None = None,
     choices: tuple[str, ...] | None = None,
     env: str | None = None,
     off: bool = False,
@@ -85,7 +87,7 @@ def _meta(
 
 def _field(default: Any, doc: str, **kw: Any) -> Any:
     if isinstance(default, list | dict):
-        return attrs.field(factory=lambda d=default: type(d)(d), metadata=_meta(doc, **kw))
+        return attrs.field(factory=functools.partial(copy.copy, default), metadata=_meta(doc, **kw))
     return attrs.field(default=default, metadata=_meta(doc, **kw))
 
 
@@ -99,19 +101,29 @@ class ServerConfig:
         "Twilio and every signature check uses it. Empty means http://host:port",
     )
     state_dir: str = _field("state", "directory for the SQLite transcript store")
-    max_calls: int = _field(10, "concurrent calls admitted; more hear the busy message", range=(1, 10000))
-    shutdown_grace_s: float = _field(10.0, "how long live calls may finish on SIGTERM", range=(0, 3600))
+    max_calls: int = _field(
+        10, "concurrent calls admitted; more hear the busy message", range=(1, 10000)
+    )
+    shutdown_grace_s: float = _field(
+        10.0, "how long live calls may finish on SIGTERM", range=(0, 3600)
+    )
     web_token: Secret | None = _field(
-        None, "transcript pages and API token (env CALLBRIDGE_WEB_TOKEN)", env="CALLBRIDGE_WEB_TOKEN"
+        None,
+        "transcript pages and API token (env CALLBRIDGE_WEB_TOKEN)",
+        env="CALLBRIDGE_WEB_TOKEN",
     )
 
 
 @attrs.frozen
 class TwilioConfig:
-    account_sid: str = _field("", "Twilio account SID (seed: TWILIO_ACCOUNT_SID)", env="TWILIO_ACCOUNT_SID")
+    account_sid: str = _field(
+        "", "Twilio account SID (seed: TWILIO_ACCOUNT_SID)", env="TWILIO_ACCOUNT_SID"
+    )
     auth_token: Secret | None = _field(None, "env TWILIO_AUTH_TOKEN", env="TWILIO_AUTH_TOKEN")
     number: str = _field("", "our Twilio number, caller id for operator calls", env="TWILIO_NUMBER")
-    api_base_url: str = _field("https://api.twilio.com", "Twilio REST base URL (a simulator in tests)")
+    api_base_url: str = _field(
+        "https://api.twilio.com", "Twilio REST base URL (a simulator in tests)"
+    )
     validate_signatures: bool = _field(True, "check X-Twilio-Signature; false only for experiments")
     request_timeout_s: float = _field(10.0, "timeout of one REST request", range=(0.1, 120))
     max_retries: int = _field(3, "REST retries on 429/5xx/transport errors", range=(0, 10))
@@ -119,15 +131,23 @@ class TwilioConfig:
 
 @attrs.frozen
 class OperatorsConfig:
-    numbers: list[str] = _field([], "operator phone numbers, E.164 (seed: OPERATOR_NUMBER)", env="OPERATOR_NUMBER")
+    numbers: list[str] = _field(
+        [], "operator phone numbers, E.164 (seed: OPERATOR_NUMBER)", env="OPERATOR_NUMBER"
+    )
     ring_timeout_s: int = _field(25, "how long an operator's phone rings", range=(5, 600))
-    max_attempts: int = _field(3, "operators tried before the caller hears the apology", range=(1, 20))
+    max_attempts: int = _field(
+        3, "operators tried before the caller hears the apology", range=(1, 20)
+    )
 
 
 @attrs.frozen
 class LanguagesConfig:
-    caller: str = _field("en", "caller's language, or auto (seed: SOURCE_LANGUAGE)", env="SOURCE_LANGUAGE")
-    operator: str = _field("es", "operator's language, or auto (seed: TARGET_LANGUAGE)", env="TARGET_LANGUAGE")
+    caller: str = _field(
+        "en", "caller's language, or auto (seed: SOURCE_LANGUAGE)", env="SOURCE_LANGUAGE"
+    )
+    operator: str = _field(
+        "es", "operator's language, or auto (seed: TARGET_LANGUAGE)", env="TARGET_LANGUAGE"
+    )
     caller_detectable: list[str] = _field([], "languages to detect when caller = auto")
     operator_detectable: list[str] = _field([], "languages to detect when operator = auto")
 
@@ -153,12 +173,20 @@ class PalabraConfig:
         "wss://streaming.palabra.ai/streaming-api/{random_hash}/v1/speech-to-speech/stream",
         "API-key mode WebSocket URL; {random_hash} becomes a fresh random string per connection",
     )
-    api_key: Secret | None = _field(None, "env PALABRA_API_KEY (current auth)", env="PALABRA_API_KEY")
-    client_id: Secret | None = _field(None, "env PALABRA_CLIENT_ID (legacy auth)", env="PALABRA_CLIENT_ID")
-    client_secret: Secret | None = _field(None, "env PALABRA_CLIENT_SECRET", env="PALABRA_CLIENT_SECRET")
+    api_key: Secret | None = _field(
+        None, "env PALABRA_API_KEY (current auth)", env="PALABRA_API_KEY"
+    )
+    client_id: Secret | None = _field(
+        None, "env PALABRA_CLIENT_ID (legacy auth)", env="PALABRA_CLIENT_ID"
+    )
+    client_secret: Secret | None = _field(
+        None, "env PALABRA_CLIENT_SECRET", env="PALABRA_CLIENT_SECRET"
+    )
     chunk_ms: int = _field(320, "audio per input_audio_data message", range=(20, 1000))
     voice_id: str = _field("default_low", "TTS voice")
-    segment_confirmation_silence_threshold: float = _field(0.7, "silence (s) that ends an utterance", range=(0.3, 5.0))
+    segment_confirmation_silence_threshold: float = _field(
+        0.7, "silence (s) that ends an utterance", range=(0.3, 5.0)
+    )
     translate_partials: bool = _field(False, "translate partial transcripts too")
     desired_queue_level_ms: int = _field(8000, "TTS queue target", range=(1000, 60000))
     max_queue_level_ms: int = _field(24000, "TTS queue limit", range=(2000, 120000))
@@ -167,12 +195,16 @@ class PalabraConfig:
     max_tempo: float = _field(1.2, "fastest auto tempo", range=(0.5, 2.0))
     connect_timeout_s: float = _field(10.0, "WebSocket connect + handshake", range=(0.5, 120))
     ready_timeout_s: float = _field(30.0, "set_task until the task runs", range=(1, 300))
-    ready_poll_interval_s: float = _field(2.1, "get_task polling for older servers", range=(0.1, 30))
+    ready_poll_interval_s: float = _field(
+        2.1, "get_task polling for older servers", range=(0.1, 30)
+    )
     end_timeout_s: float = _field(4.0, "end_task until end_of_stream", range=(0.1, 60))
     ping_interval_s: float = _field(10.0, "WebSocket ping interval", range=(1, 300))
     ping_timeout_s: float = _field(30.0, "no pong for this long = dead link", range=(1, 600))
     reconnect_attempts: int = _field(3, "reconnects per link before the call fails", range=(0, 20))
-    reconnect_budget_s: float = _field(20.0, "total time spent reconnecting before failing", range=(0, 600))
+    reconnect_budget_s: float = _field(
+        20.0, "total time spent reconnecting before failing", range=(0, 600)
+    )
     rest_retries: int = _field(3, "legacy session create retries on 5xx/transport", range=(0, 10))
     caller_to_operator: DirectionOverrides = attrs.field(
         factory=DirectionOverrides, metadata=_meta("overrides for the caller -> operator direction")
@@ -185,19 +217,33 @@ class PalabraConfig:
 @attrs.frozen
 class MediaConfig:
     caller_to_operator: str = _field(
-        "voice", "what the operator hears of the caller", choices=("voice", "captions", "passthrough")
+        "voice",
+        "what the operator hears of the caller",
+        choices=("voice", "captions", "passthrough"),
     )
     operator_to_caller: str = _field(
-        "voice", "what the caller hears of the operator", choices=("voice", "captions", "passthrough")
+        "voice",
+        "what the caller hears of the operator",
+        choices=("voice", "captions", "passthrough"),
     )
-    translation_gain_db: float | None = _field(0.0, "translated speech level", range=(-60, 20), off=True)
-    original_gain_db: float | None = _field(-6.0, "original voice level when no translation plays", range=(-60, 20), off=True)
+    translation_gain_db: float | None = _field(
+        0.0, "translated speech level", range=(-60, 20), off=True
+    )
+    original_gain_db: float | None = _field(
+        -6.0, "original voice level when no translation plays", range=(-60, 20), off=True
+    )
     original_duck_gain_db: float | None = _field(
         -18.0, "original voice level under translated speech", range=(-60, 20), off=True
     )
-    translation_queue_s: float = _field(20.0, "translated speech queued per listener before overflow", range=(1, 600))
-    legs_connect_timeout_s: float = _field(15.0, "both media legs must connect this soon", range=(1, 300))
-    leg_idle_timeout_s: float = _field(5.0, "a leg with no valid message this long has failed", range=(0.5, 300))
+    translation_queue_s: float = _field(
+        20.0, "translated speech queued per listener before overflow", range=(1, 600)
+    )
+    legs_connect_timeout_s: float = _field(
+        15.0, "both media legs must connect this soon", range=(1, 300)
+    )
+    leg_idle_timeout_s: float = _field(
+        5.0, "a leg with no valid message this long has failed", range=(0.5, 300)
+    )
     hold_audio: str = _field("", "WAV file looped to the caller on hold (empty: built-in chime)")
 
 
@@ -212,12 +258,17 @@ class PromptsConfig:
         "said to the caller before hold audio, by caller language",
     )
     busy: dict[str, str] = _field(
-        {"en": "All our lines are busy. Please call again later.", "es": "Todas las líneas están ocupadas."},
+        {
+            "en": "All our lines are busy. Please call again later.",
+            "es": "Todas las líneas están ocupadas.",
+        },
         "said when max_calls is reached or the daemon is draining",
     )
     apology: dict[str, str] = _field(
-        {"en": "Sorry, no operator is available right now. Please call again later.",
-         "es": "Lo sentimos, no hay ningún operador disponible."},
+        {
+            "en": "Sorry, no operator is available right now. Please call again later.",
+            "es": "Lo sentimos, no hay ningún operador disponible.",
+        },
         "said when no operator answered",
     )
     operator_intro: dict[str, str] = _field(
@@ -229,8 +280,12 @@ class PromptsConfig:
 @attrs.frozen
 class TranscriptsConfig:
     retention_days: int = _field(30, "calls older than this are pruned", range=(1, 3650))
-    replay_events: int = _field(2000, "live events kept per call for reconnecting pages", range=(10, 100000))
-    subscriber_queue: int = _field(256, "events queued per page before it is dropped as too slow", range=(8, 100000))
+    replay_events: int = _field(
+        2000, "live events kept per call for reconnecting pages", range=(10, 100000)
+    )
+    subscriber_queue: int = _field(
+        256, "events queued per page before it is dropped as too slow", range=(8, 100000)
+    )
     heartbeat_s: float = _field(15.0, "feed heartbeat interval", range=(1, 300))
     recent_calls: int = _field(50, "ended calls listed by /api/calls", range=(1, 10000))
 
@@ -238,7 +293,9 @@ class TranscriptsConfig:
 @attrs.frozen
 class LogConfig:
     level: str = _field("info", "log level", choices=("debug", "info", "warning", "error"))
-    format: str = _field("auto", "json on a pipe, console on a TTY", choices=("auto", "json", "console"))
+    format: str = _field(
+        "auto", "json on a pipe, console on a TTY", choices=("auto", "json", "console")
+    )
 
 
 @attrs.frozen
@@ -318,7 +375,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         except tomllib.TOMLDecodeError as exc:
             msg = f"{path}: invalid TOML: {exc}"
             raise ConfigError([msg]) from exc
-    config = _build(Config, data, "", environ, problems)
+    config: Config = _build(Config, data, "", environ, problems)
     if not problems:
         problems.extend(_cross_checks(config))
     if problems:
@@ -330,7 +387,9 @@ def _env_name(dotted: str) -> str:
     return "CALLBRIDGE_" + dotted.replace(".", "_").upper()
 
 
-def _build(cls: type[Any], data: Any, prefix: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+def _build(
+    cls: type[Any], data: Any, prefix: str, environ: Mapping[str, str], problems: list[str]
+) -> Any:
     if not isinstance(data, dict):
         problems.append(f"{prefix.rstrip('.') or '<root>'}: must be a table, got {_show(data)}")
         data = {}
@@ -343,7 +402,9 @@ def _build(cls: type[Any], data: Any, prefix: str, environ: Mapping[str, str], p
         dotted = prefix + field.name
         hint = hints[field.name]
         if attrs.has(hint):
-            kwargs[field.name] = _build(hint, data.get(field.name, {}), dotted + ".", environ, problems)
+            kwargs[field.name] = _build(
+                hint, data.get(field.name, {}), dotted + ".", environ, problems
+            )
             continue
         value = _field_value(field, hint, dotted, data, environ, problems)
         if value is not _MISSING:
@@ -380,9 +441,7 @@ def _field_value(
         raw_value = data[field.name]
     if seed_env and environ.get(seed_env):
         raw_value, from_env = environ[seed_env], True
-        if dotted == "operators.numbers":
-            raw_value = environ[seed_env]
-    if dotted == "server.public_url" and raw_value is _MISSING and environ.get("HOST"):
+    if dotted == "server.public_url" and environ.get("HOST"):
         raw_value, from_env = _public_url_from_host(environ["HOST"]), True
     own_env = _env_name(dotted)
     if own_env in environ:
@@ -477,7 +536,11 @@ def _to_number(value: Any, kind: type[int] | type[float]) -> int | float:
 
 def _check_limits(value: Any, meta: Mapping[str, Any]) -> None:
     bounds = meta.get("range")
-    if bounds is not None and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
+    if (
+        bounds is not None
+        and isinstance(value, int | float)
+        and not bounds[0] <= value <= bounds[1]
+    ):
         low, high = (_num(b) for b in bounds)
         msg = f"must be {low}..{high}, got {_num(value)}"
         raise ValueError(msg)
@@ -497,10 +560,20 @@ def _show(value: Any) -> str:
 
 def _cross_checks(config: Config) -> list[str]:
     problems: list[str] = []
-    problems.extend(_check_url("server.public_url", config.server.public_url, ("http", "https"), allow_empty=True))
-    problems.extend(_check_url("twilio.api_base_url", config.twilio.api_base_url, ("http", "https")))
-    problems.extend(_check_url("palabra.api_base_url", config.palabra.api_base_url, ("http", "https")))
-    problems.extend(_check_url("palabra.streaming_url", config.palabra.streaming_url, ("ws", "wss")))
+    problems.extend(
+        _check_url(
+            "server.public_url", config.server.public_url, ("http", "https"), allow_empty=True
+        )
+    )
+    problems.extend(
+        _check_url("twilio.api_base_url", config.twilio.api_base_url, ("http", "https"))
+    )
+    problems.extend(
+        _check_url("palabra.api_base_url", config.palabra.api_base_url, ("http", "https"))
+    )
+    problems.extend(
+        _check_url("palabra.streaming_url", config.palabra.streaming_url, ("ws", "wss"))
+    )
     palabra = config.palabra
     if palabra.max_queue_level_ms <= palabra.desired_queue_level_ms:
         problems.append(
@@ -508,17 +581,25 @@ def _cross_checks(config: Config) -> list[str]:
             f"({palabra.desired_queue_level_ms}), got {palabra.max_queue_level_ms}"
         )
     if palabra.max_tempo < palabra.min_tempo:
-        problems.append(f"palabra.max_tempo: must be >= min_tempo ({palabra.min_tempo}), got {palabra.max_tempo}")
+        problems.append(
+            f"palabra.max_tempo: must be >= min_tempo ({palabra.min_tempo}), got {palabra.max_tempo}"
+        )
     for side in ("caller", "operator"):
-        if getattr(config.languages, side) == "auto" and not getattr(config.languages, f"{side}_detectable"):
-            problems.append(f"languages.{side}_detectable: must list languages when languages.{side} = auto")
+        if getattr(config.languages, side) == "auto" and not getattr(
+            config.languages, f"{side}_detectable"
+        ):
+            problems.append(
+                f"languages.{side}_detectable: must list languages when languages.{side} = auto"
+            )
     for number in config.operators.numbers:
         if not number.startswith(("+", "sip:", "client:")):
             problems.append(f"operators.numbers: must be E.164 (+15551234567), got {number!r}")
     return problems
 
 
-def _check_url(key: str, url: str, schemes: tuple[str, ...], *, allow_empty: bool = False) -> list[str]:
+def _check_url(
+    key: str, url: str, schemes: tuple[str, ...], *, allow_empty: bool = False
+) -> list[str]:
     if not url and allow_empty:
         return []
     parts = urlsplit(url)
@@ -540,7 +621,9 @@ def missing_credentials(config: Config) -> list[str]:
     if not twilio.number:
         problems.append("twilio.number: required (set TWILIO_NUMBER)")
     if not config.operators.numbers:
-        problems.append("operators.numbers: required (set OPERATOR_NUMBER or list them in config.toml)")
+        problems.append(
+            "operators.numbers: required (set OPERATOR_NUMBER or list them in config.toml)"
+        )
     palabra = config.palabra
     if not palabra.api_key and not (palabra.client_id and palabra.client_secret):
         problems.append(

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -38,7 +38,7 @@ class _Redactor:
         # Longest first, so a secret containing another is replaced whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
-    def __call__(self, logger: Any, method: str, line: str | bytes) -> str:
+    def __call__(self, logger: Any, method: str, line: Any) -> str:
         text = line.decode() if isinstance(line, bytes) else line
         return redact_text(text, self._secrets)
 
@@ -67,6 +67,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _name_key,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
@@ -84,5 +85,18 @@ def _dumps(obj: Any, **kw: Any) -> str:
 
 
 def get_logger(name: str) -> Any:
-    """A logger whose lines carry ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A logger whose lines carry ``logger=name``.
+
+    Lazy: it resolves the configuration at each use, so module-level loggers created before
+    ``configure_logging`` still follow it."""
+    return structlog.get_logger(logger_name=name)
+
+
+def _name_key(
+    logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # ``get_logger(logger=...)`` clashes with structlog's own parameter, so the name travels as
+    # ``logger_name`` and is renamed here.
+    if "logger_name" in event:
+        event["logger"] = event.pop("logger_name")
+    return event

@@ -8,9 +8,11 @@ admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then can
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
+import attrs
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
@@ -20,14 +22,35 @@ from callbridge.config import Config
 from callbridge.log import get_logger
 from callbridge.services import open_services
 
-__all__ = ["hypercorn_config", "serve"]
+__all__ = ["bind_socket", "hypercorn_config", "resolve_public_url", "serve"]
 
 log = get_logger("callbridge.server")
 
 
-def hypercorn_config(config: Config) -> HypercornConfig:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so port 0 resolves before any URL is built."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def resolve_public_url(config: Config, sock: socket.socket) -> Config:
+    """With no ``server.public_url``, Twilio is told the address we actually bound."""
+    if config.server.public_url:
+        return config
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    return attrs.evolve(config, server=attrs.evolve(config.server, public_url=url))
+
+
+def hypercorn_config(sock: socket.socket) -> HypercornConfig:
     hc = HypercornConfig()
-    hc.bind = [f"{config.server.host}:{config.server.port}"]
+    hc.bind = [f"fd://{sock.fileno()}"]
     hc.accesslog = None
     hc.errorlog = None
     hc.graceful_timeout = 1.0
@@ -36,17 +59,26 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
-async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    config: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run the daemon until SIGINT/SIGTERM (or cancellation), then drain and return."""
     if not config.twilio.validate_signatures:
         log.warning("signature_validation_disabled", hint="only for local experiments")
     stop_web = trio.Event()
+    sock = bind_socket(config.server.host, config.server.port)
+    config = resolve_public_url(config, sock)
     async with open_services(config) as services, trio.open_nursery() as root:
         app = create_app(services)
         binds: list[str] = await root.start(
-            partial(hypercorn_serve, app, hypercorn_config(config), shutdown_trigger=stop_web.wait)
+            partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)
         )
-        log.info("listening", binds=binds, public_url=config.public_url, max_calls=config.server.max_calls)
+        log.info(
+            "listening",
+            binds=binds,
+            public_url=config.public_url,
+            max_calls=config.server.max_calls,
+        )
         task_status.started(binds)
         await _wait_for_signal()
         log.info("shutting_down", active_calls=services.supervisor.active_count)
@@ -66,7 +98,9 @@ async def _wait_for_signal() -> None:
             return
 
 
-async def _cancel_on_second_signal(signals: AsyncIterator[int], cancel_all: Callable[[], None]) -> None:
+async def _cancel_on_second_signal(
+    signals: AsyncIterator[int], cancel_all: Callable[[], None]
+) -> None:
     async for signum in signals:
         log.warning("signal_again", signal=signal.Signals(signum).name, action="ending calls now")
         cancel_all()

@@ -25,7 +25,10 @@ class Services:
 @asynccontextmanager
 async def open_services(config: Config) -> AsyncIterator[Services]:
     """Resource handling: closes the HTTP client and ends every call on exit."""
-    async with httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http, trio.open_nursery() as nursery:
+    async with (
+        httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
+        trio.open_nursery() as nursery,
+    ):
         supervisor = CallSupervisor(config)
         await nursery.start(supervisor.run)
         try:

@@ -1,0 +1,187 @@
+"""config.toml + environment -> one frozen, validated Config."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import attrs
+import pytest
+
+from callbridge.config import (
+    Config,
+    Secret,
+    config_as_dict,
+    environ_with_env_file,
+    load_config,
+    missing_credentials,
+    read_env_file,
+)
+from callbridge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "tw-secret-token-value",
+    "TWILIO_NUMBER": "+15550001111",
+    "PALABRA_CLIENT_ID": "palabra-client-id-value",
+    "PALABRA_CLIENT_SECRET": "palabra-client-secret-value",
+    "HOST": "bridge.example.com",
+    "OPERATOR_NUMBER": "+15550002222",
+    "PORT": "8081",
+    "SOURCE_LANGUAGE": "en",
+    "TARGET_LANGUAGE": "ru",
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path | None, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env or {})
+    return info.value.problems
+
+
+class TestShippedExample:
+    def test_shipped_config_holds_every_key_with_its_default(self) -> None:
+        """config.toml documents the whole schema: loading it changes nothing from the defaults."""
+        assert load_config(ROOT / "config.toml", {}) == Config()
+
+    def test_every_key_appears_in_the_shipped_file(self) -> None:
+        text = (ROOT / "config.toml").read_text(encoding="utf-8")
+
+        def walk(cls: type, prefix: str) -> None:
+            hints = typing.get_type_hints(cls)
+            for field in attrs.fields(cls):
+                if attrs.has(hints[field.name]):
+                    assert f"[{prefix}{field.name}]" in text
+                    walk(hints[field.name], f"{prefix}{field.name}.")
+                else:
+                    assert field.name in text, f"{prefix}{field.name} missing from config.toml"
+
+        walk(Config, "")
+
+
+class TestSeedEnvironment:
+    def test_seed_env_maps_onto_keys(self) -> None:
+        config = load_config(ROOT / "config.toml", SEED_ENV)
+        assert config.server.public_url == "https://bridge.example.com"
+        assert config.public_url == "https://bridge.example.com"
+        assert config.server.port == 8081
+        assert config.twilio.account_sid == SEED_ENV["TWILIO_ACCOUNT_SID"]
+        assert config.twilio.number == "+15550001111"
+        assert config.operators.numbers == ["+15550002222"]
+        assert config.languages.caller == "en"
+        assert config.languages.operator == "ru"
+        assert config.twilio.auth_token is not None
+        assert config.twilio.auth_token.reveal() == "tw-secret-token-value"
+        assert missing_credentials(config) == []
+
+    def test_callbridge_variables_win_over_seed_and_file(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "[server]\nport = 9000\n[palabra]\nchunk_ms = 100\n")
+        env = {**SEED_ENV, "CALLBRIDGE_SERVER_PORT": "9100", "CALLBRIDGE_PALABRA_CHUNK_MS": "640"}
+        config = load_config(path, env)
+        assert config.server.port == 9100
+        assert config.palabra.chunk_ms == 640
+
+    def test_env_override_reaches_nested_direction_table(self) -> None:
+        config = load_config(None, {"CALLBRIDGE_PALABRA_CALLER_TO_OPERATOR_VOICE_ID": "v2"})
+        assert config.palabra.caller_to_operator.voice_id == "v2"
+        assert config.palabra.operator_to_caller.voice_id is None
+
+    def test_list_from_env_is_comma_separated(self) -> None:
+        config = load_config(None, {"CALLBRIDGE_OPERATORS_NUMBERS": "+1555000, +1555001"})
+        assert config.operators.numbers == ["+1555000", "+1555001"]
+
+    def test_env_file_fills_gaps_but_environment_wins(self, tmp_path: Path) -> None:
+        env_file = tmp_path / ".env"
+        env_file.write_text(
+            "# seed settings\nexport HOST=\"x.example.org\"\nPORT=7000 # comment\nTWILIO_NUMBER='+1555'\n",
+            encoding="utf-8",
+        )
+        assert read_env_file(env_file) == {
+            "HOST": "x.example.org",
+            "PORT": "7000",
+            "TWILIO_NUMBER": "+1555",
+        }
+        merged = environ_with_env_file({"PORT": "7001"}, env_file)
+        assert merged["PORT"] == "7001"
+        assert merged["HOST"] == "x.example.org"
+
+    def test_off_means_none_for_gains(self, tmp_path: Path) -> None:
+        path = write(tmp_path, '[media]\noriginal_duck_gain_db = "off"\n')
+        assert load_config(path, {}).media.original_duck_gain_db is None
+
+
+class TestValidation:
+    def test_out_of_range_names_key_and_value(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "[palabra]\nchunk_ms = 5\n")
+        assert problems_of(path) == ["palabra.chunk_ms: must be 20..1000, got 5"]
+
+    def test_every_problem_is_reported_at_once(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path, '[server]\nport = "abc"\nbogus = 1\n[media]\ncaller_to_operator = "loud"\n'
+        )
+        problems = problems_of(path)
+        assert "server.port: must be an integer, got 'abc'" in problems
+        assert "server.bogus: unknown key" in problems
+        assert any(p.startswith("media.caller_to_operator: must be one of voice") for p in problems)
+
+    def test_bad_env_value_names_the_key(self) -> None:
+        assert problems_of(None, {"CALLBRIDGE_TWILIO_VALIDATE_SIGNATURES": "maybe"}) == [
+            "twilio.validate_signatures: must be true or false, got 'maybe'"
+        ]
+
+    def test_secret_in_file_is_refused(self, tmp_path: Path) -> None:
+        path = write(tmp_path, '[twilio]\nauth_token = "oops"\n')
+        assert problems_of(path) == [
+            "twilio.auth_token: secrets come only from the environment (TWILIO_AUTH_TOKEN)"
+        ]
+
+    def test_cross_field_rules(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path,
+            "[palabra]\ndesired_queue_level_ms = 9000\nmax_queue_level_ms = 8000\n"
+            '[languages]\ncaller = "auto"\n[operators]\nnumbers = ["5551234"]\n'
+            '[server]\npublic_url = "ftp://x"\n',
+        )
+        problems = problems_of(path)
+        assert any(p.startswith("palabra.max_queue_level_ms: must be above") for p in problems)
+        assert any(p.startswith("languages.caller_detectable") for p in problems)
+        assert any(p.startswith("operators.numbers: must be E.164") for p in problems)
+        assert any(p.startswith("server.public_url: must be a http/https URL") for p in problems)
+
+    def test_invalid_toml_is_a_config_error(self, tmp_path: Path) -> None:
+        problems = problems_of(write(tmp_path, "[server\n"))
+        assert "invalid TOML" in problems[0]
+
+    def test_missing_credentials_are_listed(self) -> None:
+        problems = missing_credentials(load_config(None, {}))
+        assert any(p.startswith("twilio.auth_token") for p in problems)
+        assert any(p.startswith("palabra: credentials required") for p in problems)
+        assert (
+            missing_credentials(load_config(None, {**SEED_ENV, "PALABRA_CLIENT_SECRET": ""})) != []
+        )
+
+
+class TestSecrets:
+    def test_secret_never_shows_in_repr_or_dump(self) -> None:
+        config = load_config(None, SEED_ENV)
+        dumped = repr(config) + str(config_as_dict(config))
+        for name in ("TWILIO_AUTH_TOKEN", "PALABRA_CLIENT_ID", "PALABRA_CLIENT_SECRET"):
+            assert SEED_ENV[name] not in dumped
+        assert config_as_dict(config)["twilio"]["auth_token"] == "***"
+        assert repr(Secret("x")) == "Secret('***')"
+
+    def test_secrets_lists_every_value(self) -> None:
+        config = load_config(None, {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "web-token-value"})
+        assert set(config.secrets()) == {
+            "tw-secret-token-value",
+            "palabra-client-id-value",
+            "palabra-client-secret-value",
+            "web-token-value",
+        }
