@@ -1,0 +1,140 @@
+"""``X-Twilio-Signature`` checks for webhooks and for the Media Streams WebSocket upgrade.
+
+What Twilio signs (twilio-protocol.md §4): HMAC-SHA1, keyed with the auth token, over the full URL
+it requested followed by every POST parameter sorted by name (name then value, no separators,
+empty values included). The URL must be the one Twilio used, so it is rebuilt from the configured
+``server.public_url`` plus the request path, never from the request's ``Host`` header or scheme:
+behind a TLS-terminating proxy or tunnel the daemon sees ``http://127.0.0.1:8000``, not what Twilio
+dialed, and a ``Host`` header is whatever the sender chose.
+
+Variants accepted, each still an HMAC with our token, so none lets an unsigned request through:
+- with and without the default port (``:443``/``:80``): twilio-python's ``RequestValidator`` tries
+  both because Twilio's own signing is inconsistent about it;
+- the path with and without a trailing ``/`` (proxies rewrite it; Twilio's docs suggest the slash
+  for WebSocket upgrades);
+- on the upgrade, only ``wss://`` (``ws://`` for an ``http`` public URL), with no parameters. A query
+  string, which Twilio should have dropped, is tried both in the URL and as parameters (the way
+  Twilio's own agent SDK validates).
+
+Form parameters are taken exactly as received: repeated keys keep every value (the validator sorts
+and de-duplicates them as twilio-python does) and empty values count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl
+
+from twilio.request_validator import RequestValidator
+
+from callbridge.config import Config
+from callbridge.telephony.twiml import to_websocket_url
+
+__all__ = ["FormLike", "SignatureChecker", "form_multidict"]
+
+# A received form: a mapping (values a string or a list of strings), a multi-dict (Werkzeug's
+# ``getlist``, multidict's ``getall``; both are mappings), or ``(name, value)`` pairs.
+FormLike: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]]
+
+
+class _Params(dict[str, list[str]]):
+    """The validator's multi-value protocol (``getall``) over a plain dict of lists."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+class SignatureChecker:
+    """Checks Twilio signatures against the configured public URL.
+
+    With ``twilio.validate_signatures = false`` every check passes (the caller warns at start).
+    Without an auth token every check fails: fail closed rather than trust unsigned requests.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._enabled = config.twilio.validate_signatures
+        token = config.twilio.auth_token
+        self._validator = RequestValidator(token.reveal()) if token else None
+        self._http_base = config.public_url
+        self._ws_base = to_websocket_url(config.public_url)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def check_http(
+        self, path: str, query_string: str | bytes, form: FormLike, signature: str | None
+    ) -> bool:
+        """True when ``signature`` signs ``public_url + path [+ ?query]`` with ``form``.
+
+        ``path`` is the request path as received (e.g. ``/twiml/client``); ``query_string`` the raw
+        query without ``?``; ``form`` a mapping, a multi-dict (Werkzeug ``getlist`` or multidict
+        ``getall``) or ``(name, value)`` pairs.
+        """
+        if not self._enabled:
+            return True
+        if not signature or self._validator is None:
+            return False
+        params = form_multidict(form)
+        query = _text(query_string)
+        return any(
+            self._validator.validate(url, params, signature)
+            for url in _with_query(_path_variants(self._http_base, path), query)
+        )
+
+    def check_websocket(self, path: str, query_string: str | bytes, signature: str | None) -> bool:
+        """True when ``signature`` signs the upgrade URL ``{public_url as ws(s)}{path}``."""
+        if not self._enabled:
+            return True
+        if not signature or self._validator is None:
+            return False
+        query = _text(query_string)
+        for base in _path_variants(self._ws_base, path):
+            for url, params in _websocket_forms(base, query):
+                if self._validator.validate(url, params, signature):
+                    return True
+        return False
+
+
+def form_multidict(form: FormLike) -> _Params:
+    """Normalise a received form to ``{name: [values...]}``, keeping repeats and empty values."""
+    result = _Params()
+    if hasattr(form, "getlist") and hasattr(form, "keys"):
+        for name in form.keys():  # noqa: SIM118 - a multi-dict's keys() is not its iteration
+            result[str(name)] = [str(v) for v in form.getlist(name)]
+        return result
+    if hasattr(form, "getall") and hasattr(form, "keys"):
+        for name in form.keys():  # noqa: SIM118
+            result[str(name)] = [str(v) for v in form.getall(name)]
+        return result
+    pairs: Iterable[tuple[Any, Any]] = form.items() if isinstance(form, Mapping) else form
+    for name, value in pairs:
+        values = [value] if isinstance(value, str) else list(value)
+        result.setdefault(str(name), []).extend(str(v) for v in values)
+    return result
+
+
+def _text(query_string: str | bytes) -> str:
+    if isinstance(query_string, bytes):
+        # Raw request-line bytes: percent-encoded ASCII; latin-1 maps each byte to itself.
+        return query_string.decode("latin-1")
+    return query_string
+
+
+def _path_variants(base: str, path: str) -> list[str]:
+    url = base + path
+    if path.endswith("/") and path != "/":
+        return [url, url.rstrip("/")]
+    return [url, url + "/"]
+
+
+def _with_query(urls: Iterable[str], query: str) -> Iterator[str]:
+    for url in urls:
+        yield f"{url}?{query}" if query else url
+
+
+def _websocket_forms(url: str, query: str) -> Iterator[tuple[str, _Params]]:
+    yield (f"{url}?{query}" if query else url), _Params()
+    if query:
+        yield url, form_multidict(parse_qsl(query, keep_blank_values=True))
