@@ -1,0 +1,1 @@
+"""Offline simulators that speak the real Twilio and Palabra protocols (for tests and demos)."""
