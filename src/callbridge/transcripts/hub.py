@@ -1,0 +1,311 @@
+"""``TranscriptHub``: one per daemon; takes call and transcript events, stores and broadcasts them.
+
+The call code reaches it through two non-blocking methods, ``call_updated`` and ``publish``;
+neither ever waits or raises, because the caller may be pumping audio. Everything slow happens
+elsewhere: SQLite writes on the store's thread, page delivery through bounded per-page channels.
+
+In memory the hub keeps, per call, the record, every utterance seen so far (partials included) and
+the replay ring of the call's feed: active calls always, and the last few ended ones
+(``_ENDED_CALLS_KEPT``) so a page on a just-ended call can still resume. Anything older is read
+from the store.
+
+Resource handling: ``open_transcript_hub(config)`` starts the store writer and a pruning task; on
+exit it ends every feed and flushes the store, so a clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import attrs
+import orjson
+import trio
+
+from callbridge.calls.record import CallRecord
+from callbridge.config import Config, TranscriptsConfig
+from callbridge.log import get_logger
+from callbridge.transcripts.broadcaster import (
+    ALL_CALLS,
+    Broadcaster,
+    FeedItem,
+    call_topic,
+)
+from callbridge.transcripts.events import (
+    EVENT_KINDS,
+    TranscriptEvent,
+    UtteranceState,
+    event_to_wire,
+    utterance_wire,
+)
+from callbridge.transcripts.store import TranscriptStore
+
+__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub"]
+
+log = get_logger("callbridge.transcripts.hub")
+
+# Ended calls kept in memory (record, utterances, replay ring) before only the store has them.
+_ENDED_CALLS_KEPT: Final = 8
+# How often old calls are pruned; retention is counted in days, so hourly is plenty.
+_PRUNE_INTERVAL_S: Final = 3600.0
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    # default=str: an odd value in an event's ``data`` becomes text instead of an exception.
+    return orjson.dumps(message, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+@attrs.define
+class _CallState:
+    record: dict[str, Any] | None
+    # True when the hub saw the call from its first event, so memory holds its whole transcript.
+    complete: bool
+    utterances: dict[str, UtteranceState] = attrs.Factory(dict)
+
+    @property
+    def ended(self) -> bool:
+        return self.record is None or self.record.get("status") == "ended"
+
+    def snapshot(self) -> dict[str, Any]:
+        ordered = sorted(self.utterances.values(), key=lambda u: u.first_seen_at)
+        return {"call": self.record, "utterances": [u.to_wire() for u in ordered]}
+
+
+@attrs.frozen
+class Feed:
+    """What a page gets: ``initial`` items (a replay, or one snapshot), then ``receive``."""
+
+    boot: str
+    initial: list[FeedItem]
+    receive: trio.MemoryReceiveChannel[FeedItem]
+
+    def event_id(self, item: FeedItem) -> str:
+        return f"{self.boot}-{item.seq}"
+
+
+@attrs.define
+class HubStats:
+    events: int = 0
+    rejected: int = 0
+    after_close: int = 0
+
+
+@attrs.define
+class TranscriptHub:
+    """See the module docstring; build with ``open_transcript_hub``."""
+
+    config: TranscriptsConfig
+    store: TranscriptStore
+    broadcaster: Broadcaster
+    stats: HubStats = attrs.Factory(HubStats)
+    _calls: dict[str, _CallState] = attrs.Factory(dict)
+    _retired: OrderedDict[str, None] = attrs.Factory(OrderedDict)
+    _closed: bool = False
+
+    # --- the call side (synchronous, never blocks, never raises) --------------------------------
+
+    def call_updated(self, record: CallRecord) -> None:
+        """A call started, was answered or ended (``record.status``): store and broadcast it."""
+        self.publish(
+            TranscriptEvent(
+                call_id=record.id,
+                kind="call",
+                direction=None,
+                utterance_id=None,
+                text="",
+                language=None,
+                ts=time.time(),
+                data=record.snapshot(),
+            )
+        )
+
+    def publish(self, event: TranscriptEvent) -> None:
+        """Fan ``event`` out to its pages and persist what it finalises.
+
+        Error handling: a malformed event is logged and counted, never raised: the caller is the
+        audio path, and a transcript problem must not end a call.
+        """
+        if self._closed:
+            self.stats.after_close += 1
+            return
+        try:
+            self._publish(event)
+        except Exception as exc:  # broad on purpose: nothing may reach the audio path
+            self.stats.rejected += 1
+            log.error(
+                "transcript_event_rejected",
+                call_id=getattr(event, "call_id", None),
+                kind=getattr(event, "kind", None),
+                error=repr(exc),
+            )
+
+    def _publish(self, event: TranscriptEvent) -> None:
+        if event.kind not in EVENT_KINDS:
+            msg = f"unknown event kind {event.kind!r}"
+            raise ValueError(msg)
+        state = self._state_for(event)
+        if event.kind == "call":
+            self._record_call(event.call_id, state, event.data)
+        else:
+            self._record_utterance(state, event)
+        self.stats.events += 1
+        topics = (
+            (call_topic(event.call_id), ALL_CALLS)
+            if event.kind == "call"
+            else (call_topic(event.call_id),)
+        )
+        seq = self.broadcaster.next_seq()
+        message = {"type": "event", **event_to_wire(event)}
+        self.broadcaster.publish(topics, FeedItem(seq, encode(message)))
+
+    def _state_for(self, event: TranscriptEvent) -> _CallState:
+        state = self._calls.get(event.call_id)
+        if state is None:
+            state = self._calls[event.call_id] = _CallState(
+                record=None, complete=event.kind == "call"
+            )
+            if event.kind != "call":
+                log.warning("transcript_event_for_unknown_call", call_id=event.call_id)
+                self._retire(event.call_id)
+        return state
+
+    def _record_call(self, call_id: str, state: _CallState, data: Mapping[str, object]) -> None:
+        record = dict(data)
+        if record.get("id") != call_id:
+            msg = f"call event data is for call {record.get('id')!r}, not {call_id!r}"
+            raise ValueError(msg)
+        state.record = record
+        self.store.save_call(record)
+        if state.ended:
+            self._retire(call_id)
+        else:
+            self._retired.pop(call_id, None)
+
+    def _record_utterance(self, state: _CallState, event: TranscriptEvent) -> None:
+        if event.utterance_id is None:
+            msg = f"a {event.kind} event needs an utterance_id"
+            raise ValueError(msg)
+        utterance = state.utterances.get(event.utterance_id)
+        if utterance is None:
+            utterance = state.utterances[event.utterance_id] = UtteranceState.start(event)
+        if utterance.apply(event):
+            self.store.save_utterance(utterance.row())
+
+    def _retire(self, call_id: str) -> None:
+        self._retired[call_id] = None
+        self._retired.move_to_end(call_id)
+        while len(self._retired) > _ENDED_CALLS_KEPT:
+            old, _ = self._retired.popitem(last=False)
+            self._calls.pop(old, None)
+            self.broadcaster.forget(call_topic(old))
+
+    # --- the page side ---------------------------------------------------------------------------
+
+    def active_calls(self) -> list[dict[str, Any]]:
+        """Records of calls not yet ended, newest first."""
+        records = [s.record for s in self._calls.values() if s.record and not s.ended]
+        return sorted(records, key=_received_at, reverse=True)
+
+    async def list_calls(self) -> list[dict[str, Any]]:
+        """Active calls and the ``recent_calls`` latest ended ones, newest first."""
+        stored = await self.store.list_calls(self.config.recent_calls)
+        by_id = {call["id"]: call for call in stored}
+        # Memory is never behind the store, and it knows calls whose first write is still queued.
+        for record in self.active_calls():
+            by_id[record["id"]] = record
+        calls = sorted(by_id.values(), key=_received_at, reverse=True)
+        return [{**call, "active": call.get("status") != "ended"} for call in calls]
+
+    async def get_call(self, call_id: str) -> dict[str, Any] | None:
+        """``{"call": record, "utterances": [...]}`` from the store, or None if unknown."""
+        found = await self.store.get_call(call_id)
+        if found is None:
+            return None
+        found["utterances"] = [utterance_wire(row) for row in found["utterances"]]
+        return found
+
+    @asynccontextmanager
+    async def open_feed(
+        self, call_id: str | None, last_event_id: str | None
+    ) -> AsyncIterator[Feed]:
+        """Subscribe to one call (or to all calls' status with ``call_id=None``).
+
+        A page that reconnects with the id of the last event it saw gets what it missed; otherwise
+        (first connection, another daemon process, too far behind) it gets a snapshot first.
+        """
+        topic = ALL_CALLS if call_id is None else call_topic(call_id)
+        bc = self.broadcaster
+        with bc.subscribe(topic) as sub:
+            initial = bc.replay_since(topic, bc.parse_feed_id(last_event_id))
+            if initial is None:
+                # Events published while a store read runs also reach ``sub``: pages apply them
+                # idempotently, so overlap with the snapshot is harmless and nothing is missed.
+                body = await (
+                    self._calls_snapshot() if call_id is None else self._call_snapshot(call_id)
+                )
+                message = {
+                    "type": "snapshot",
+                    "server_time": time.time(),
+                    "heartbeat_s": self.config.heartbeat_s,
+                    **body,
+                }
+                initial = [FeedItem(sub.start_seq, encode(message))]
+            yield Feed(boot=bc.boot, initial=initial, receive=sub.receive)
+
+    async def _call_snapshot(self, call_id: str) -> dict[str, Any]:
+        state = self._calls.get(call_id)
+        if state is not None and state.complete:
+            return state.snapshot()
+        found = await self.get_call(call_id)
+        return found if found is not None else {"call": None, "utterances": []}
+
+    async def _calls_snapshot(self) -> dict[str, Any]:
+        return {"calls": await self.list_calls()}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def _prune_forever(self) -> None:
+        while True:
+            self.store.prune(self.config.retention_days)
+            await trio.sleep(_PRUNE_INTERVAL_S)
+
+    def _close_feeds(self) -> None:
+        self._closed = True
+        self.broadcaster.close()
+
+
+def _received_at(record: Mapping[str, Any]) -> float:
+    value = record.get("received_at")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+@asynccontextmanager
+async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
+    """Open the store under ``server.state_dir`` and run the hub for the ``async with`` block.
+
+    Resource handling: on exit, open feeds end, then every queued write is committed and the
+    writer thread stops (shielded, so this also holds when the block is cancelled).
+    """
+    tc = config.transcripts
+    store = await trio.to_thread.run_sync(TranscriptStore.at, config.server.state_dir)
+    await trio.to_thread.run_sync(store.start)
+    hub = TranscriptHub(
+        config=tc,
+        store=store,
+        broadcaster=Broadcaster(
+            replay_events=tc.replay_events, subscriber_queue=tc.subscriber_queue
+        ),
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hub._prune_forever)
+            try:
+                yield hub
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        hub._close_feeds()
+        await store.close()
