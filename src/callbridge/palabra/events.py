@@ -1,0 +1,74 @@
+"""What a Palabra link hands its consumer: frozen values, one per server message that matters.
+
+``PalabraEvent`` is the union the call session reads from ``PalabraLink.events``. Control traffic
+(acknowledgements, ``current_task``, end of stream) never reaches the consumer; the link uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "PalabraEvent",
+    "ServerError",
+    "ServerWarning",
+    "SpeechChunk",
+    "Transcript",
+    "TranscriptKind",
+]
+
+TranscriptKind: TypeAlias = Literal["partial", "validated", "partial_translation", "translation"]
+
+
+@attrs.frozen
+class Transcript:
+    """One transcript update. Every kind of one utterance shares ``transcription_id`` (source text,
+    its translations and the translated speech). ``language`` is the language of ``text``: for the
+    source kinds the detected language (useful when the task's source is ``auto``), for the
+    translation kinds the target language. ``received_at`` is ``time.time()`` on arrival."""
+
+    kind: TranscriptKind
+    transcription_id: str
+    text: str
+    language: str
+    received_at: float
+
+
+@attrs.frozen(eq=False)
+class SpeechChunk:
+    """Translated speech: PCM s16le mono at 24 kHz (``pcm``, int16). ``last_chunk`` marks the end
+    of the utterance's speech. Compared by identity (arrays have no useful ``==``)."""
+
+    transcription_id: str
+    language: str
+    pcm: NDArray[np.int16]
+    last_chunk: bool
+    received_at: float
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 24_000
+
+
+@attrs.frozen
+class ServerWarning:
+    """A non-fatal ``warning`` from the server (``AUDIO_STREAM_TOO_FAST``, ``VOICE_NOT_FOUND``...)."""
+
+    code: str
+    message: str
+
+
+@attrs.frozen
+class ServerError:
+    """An ``error`` after the task runs (non-fatal for the link), or a frame the link could not
+    decode (code ``MALFORMED_MESSAGE``, ``desc`` names the size and the reason)."""
+
+    code: str
+    desc: str
+
+
+PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError

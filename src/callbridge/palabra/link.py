@@ -1,0 +1,669 @@
+"""One Palabra translation direction over one WebSocket at a time, on trio.
+
+``open_palabra_link(config, direction, http)`` connects (API key or legacy session), sends
+``set_task``, waits until the task runs, and yields a ``PalabraLink``: ``feed()`` 24 kHz PCM in,
+``events`` (transcripts, translated speech, warnings, errors) out.
+
+Inside, one supervisor task owns the connection and, per connection, a nursery of three tasks:
+
+- the **reader** turns frames into events (``protocol.parse``) and notices acknowledgements;
+- the **sender** sends ``palabra.chunk_ms`` chunks on an absolute real-time schedule and sends
+  real-time silence when nothing was fed, so Palabra's 10 s ``SERVICE_TIMEOUT`` never fires while
+  the operator's phone rings or Twilio pauses;
+- the **pinger** pings every ``ping_interval_s`` and declares the connection dead after
+  ``ping_timeout_s`` without a pong (trio-websocket has no ping loop of its own).
+
+An unexpected close or failure ends that connection's nursery; the supervisor reconnects (fresh
+random path or fresh legacy session, ``set_task`` again, readiness again) within the budget of
+``palabra.reconnect_attempts`` and ``palabra.reconnect_budget_s``, while ``feed()`` keeps
+buffering up to ``palabra.input_buffer_ms``. Past the budget it raises ``PalabraUnavailable``.
+
+Resource handling: everything lives in the link's own nursery inside ``open_palabra_link``. On
+exit the link sends the buffered tail, ``end_task``, waits up to ``palabra.end_timeout_s`` for
+``end_of_stream`` (or ``eos``), closes the socket and, in legacy mode, deletes the session; the
+goodbye is shielded from cancellation and bounded, so a cancelled call still says goodbye.
+
+Error handling: ``PalabraAuthError`` (credentials refused: REST 401/403/404 or an upgrade refused
+with one of those), ``PalabraTaskRejected`` (an ``error`` other than ``NOT_FOUND`` before the task
+runs), ``PalabraUnavailable`` (budget spent) propagate out of the ``async with`` as themselves, not
+wrapped in an exception group, into the caller's nursery. Errors after readiness are events.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeAlias
+
+import attrs
+import httpx
+import numpy as np
+import trio
+from numpy.typing import NDArray
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from callbridge.config import Config
+from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
+from callbridge.log import get_logger
+from callbridge.palabra.auth import open_endpoint
+from callbridge.palabra.events import PalabraEvent, ServerError, SpeechChunk, Transcript
+from callbridge.palabra.pacing import AudioBuffer, Pacer
+from callbridge.palabra.protocol import (
+    SAMPLE_RATE,
+    CurrentTask,
+    EndOfStream,
+    Ignored,
+    Incoming,
+    Malformed,
+    TaskSettings,
+    TaskStatus,
+    Unknown,
+    encode_end_task,
+    encode_get_task,
+    encode_input_audio,
+    encode_set_task,
+    parse,
+    task_data,
+)
+from callbridge.roles import Direction
+
+__all__ = ["Connector", "LinkStats", "PalabraLink", "open_palabra_link", "websocket_connector"]
+
+log = get_logger("callbridge.palabra")
+
+# Opens one WebSocket to a URL (the URL carries the token). Tests inject an in-memory one.
+Connector: TypeAlias = Callable[[str], AbstractAsyncContextManager[WebSocketConnection]]
+
+# Events queued for the consumer: ~50 s of 200 ms speech chunks, far beyond a healthy lag.
+_EVENTS_QUEUE = 256
+# How long the reader waits for a stuck consumer before dropping (and counting) a speech chunk.
+# Longer would stall the reader, and trio-websocket stops answering pings behind a stalled reader.
+_SPEECH_SEND_TIMEOUT_S = 2.0
+# Closing handshake allowance on top of palabra.end_timeout_s.
+_CLOSE_GRACE_S = 2.0
+# output_audio_data and current_task frames can be large (PY2 sets max_size=None).
+_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Reconnect backoff: 0.5 s, 1 s, 2 s, then 4 s, always within the remaining budget.
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 4.0
+# A rate-limited log line for repeated drops: the first, then every Nth.
+_LOG_EVERY = 50
+_AUTH_STATUSES = frozenset({401, 403, 404})
+
+
+def websocket_connector(config: Config) -> Connector:
+    palabra = config.palabra
+
+    def connect(url: str) -> AbstractAsyncContextManager[WebSocketConnection]:
+        return open_websocket_url(
+            url,
+            connect_timeout=palabra.connect_timeout_s,
+            disconnect_timeout=_CLOSE_GRACE_S,
+            max_message_size=_MAX_MESSAGE_BYTES,
+        )
+
+    return connect
+
+
+class _Dropped(Exception):
+    """The current connection is gone or unusable; the supervisor may reconnect."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@attrs.define
+class LinkStats:
+    """Counters for logs and tests. ``audio_ms_sent`` includes silence."""
+
+    chunks_sent: int = 0
+    silence_chunks_sent: int = 0
+    audio_ms_sent: float = 0.0
+    max_behind_ms: float = 0.0
+    feed_drops: int = 0
+    feed_dropped_ms: float = 0.0
+    transcripts: int = 0
+    speech_chunks: int = 0
+    warnings: int = 0
+    errors: int = 0
+    events_dropped: int = 0
+    speech_dropped: int = 0
+    malformed: int = 0
+    ignored_frames: int = 0
+    unknown_types: dict[str, int] = attrs.Factory(dict)
+    connects: int = 0
+    reconnects: int = 0
+    ready_polls: int = 0
+    eos_received: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.define
+class _Budget:
+    """Reconnect budget over the link's life: attempts, and seconds spent without a ready task."""
+
+    attempts: int
+    seconds: float
+    used_attempts: int = 0
+    spent_s: float = 0.0
+    outage_since: float | None = None
+
+    def deadline(self) -> float:
+        if self.outage_since is None:
+            return math.inf
+        return self.outage_since + max(0.0, self.seconds - self.spent_s)
+
+    def lost(self, now: float) -> None:
+        if self.outage_since is None:
+            self.outage_since = now
+
+    def recovered(self, now: float) -> None:
+        if self.outage_since is not None:
+            self.spent_s += now - self.outage_since
+            self.outage_since = None
+
+    def used_s(self, now: float) -> float:
+        return self.spent_s + (0.0 if self.outage_since is None else now - self.outage_since)
+
+    def exhausted(self, now: float) -> bool:
+        return self.used_attempts >= self.attempts or self.used_s(now) >= self.seconds
+
+
+@attrs.define(eq=False)
+class _Connection:
+    ws: WebSocketConnection
+    ready: trio.Event = attrs.Factory(trio.Event)
+    ended: trio.Event = attrs.Factory(trio.Event)  # end_of_stream, or closed while closing
+    sender_done: trio.Event = attrs.Factory(trio.Event)
+
+
+@attrs.define(eq=False)
+class PalabraLink:
+    """A ready translation link for one direction (see the module docstring).
+
+    ``feed`` never blocks. ``events`` is bounded (256); the consumer should read it promptly.
+    Full-queue policy: transcripts, warnings and errors are dropped and counted
+    (``stats.events_dropped``) at once; a speech chunk waits up to 2 s for room and is then
+    dropped, counted (``stats.speech_dropped``) and logged at warning level, never silently.
+    ``events`` ends (``EndOfChannel``) when the link ends."""
+
+    direction: Direction
+    settings: TaskSettings
+    events: trio.MemoryReceiveChannel[PalabraEvent]
+    stats: LinkStats
+    _config: Config
+    _http: httpx.AsyncClient
+    _connect: Connector
+    _events_out: trio.MemorySendChannel[PalabraEvent]
+    _buffer: AudioBuffer
+    _budget: _Budget
+    _chunk_samples: int
+    _closing: trio.Event = attrs.Factory(trio.Event)
+    _finished: trio.Event = attrs.Factory(trio.Event)
+    _fed: trio.Event = attrs.Factory(trio.Event)
+    _last_feed_at: float = -math.inf
+    _scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    _started: bool = False
+    _streaming: bool = False
+
+    @classmethod
+    def create(
+        cls, config: Config, direction: Direction, http: httpx.AsyncClient, connect: Connector
+    ) -> PalabraLink:
+        palabra = config.palabra
+        send, receive = trio.open_memory_channel[PalabraEvent](_EVENTS_QUEUE)
+        return cls(
+            direction=direction,
+            settings=TaskSettings.resolve(config, direction),
+            events=receive,
+            stats=LinkStats(),
+            config=config,
+            http=http,
+            connect=connect,
+            events_out=send,
+            buffer=AudioBuffer(SAMPLE_RATE * palabra.input_buffer_ms // 1000),
+            budget=_Budget(palabra.reconnect_attempts, palabra.reconnect_budget_s),
+            chunk_samples=SAMPLE_RATE * palabra.chunk_ms // 1000,
+        )
+
+    # --- input --------------------------------------------------------------------------------
+
+    def feed(self, pcm24: NDArray[np.int16]) -> bool:
+        """Queue 24 kHz mono PCM of any length for sending. Never blocks. Returns False (and
+        counts a drop) when the buffer is full or the link is closing."""
+        samples = np.array(pcm24, dtype=np.int16, copy=True).reshape(-1)
+        if self._closing.is_set() or not self._buffer.push(samples):
+            self.stats.feed_drops += 1
+            self.stats.feed_dropped_ms += len(samples) * 1000 / SAMPLE_RATE
+            if self.stats.feed_drops % _LOG_EVERY == 1:
+                log.warning(
+                    "palabra_feed_dropped",
+                    direction=self.direction.value,
+                    drops=self.stats.feed_drops,
+                    buffered_ms=self.buffered_ms,
+                    closing=self._closing.is_set(),
+                )
+            return False
+        self._last_feed_at = trio.current_time()
+        self._fed.set()
+        return True
+
+    @property
+    def buffered_ms(self) -> float:
+        return len(self._buffer) * 1000 / SAMPLE_RATE
+
+    # --- supervisor ---------------------------------------------------------------------------
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            with self._scope:
+                await self._connect_loop(task_status)
+        finally:
+            self._finished.set()
+            self._events_out.close()
+
+    async def _connect_loop(self, task_status: trio.TaskStatus[None]) -> None:
+        budget = self._budget
+        while True:
+            with trio.CancelScope(deadline=budget.deadline()) as attempt:
+                try:
+                    await self._connection(attempt, task_status)
+                    return
+                except _Dropped as exc:
+                    reason = exc.reason
+                finally:
+                    self._streaming = False
+            if attempt.cancelled_caught:
+                reason = "reconnect budget spent while connecting"
+            if self._closing.is_set():
+                return
+            now = trio.current_time()
+            budget.lost(now)
+            if budget.exhausted(now):
+                msg = (
+                    f"Palabra link {self.direction.value} lost: {reason}; gave up after "
+                    f"{budget.used_attempts} reconnects in {budget.used_s(now):.1f} s"
+                )
+                log.error("palabra_link_failed", direction=self.direction.value, reason=reason)
+                raise PalabraUnavailable(msg)
+            budget.used_attempts += 1
+            self.stats.reconnects += 1
+            delay = min(_BACKOFF_FIRST_S * 2 ** (budget.used_attempts - 1), _BACKOFF_MAX_S)
+            delay = min(delay, max(0.0, budget.deadline() - now))
+            log.warning(
+                "palabra_reconnecting",
+                direction=self.direction.value,
+                reason=reason,
+                attempt=budget.used_attempts,
+                delay_s=delay,
+                buffered_ms=self.buffered_ms,
+            )
+            await trio.sleep(delay)
+
+    async def _connection(
+        self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """One connection from endpoint to close; returns after a goodbye, raises ``_Dropped``
+        for anything worth a reconnect, and the fatal errors as themselves."""
+        try:
+            async with open_endpoint(self._config, self._http) as endpoint:
+                log.info(
+                    "palabra_connecting",
+                    direction=self.direction.value,
+                    url=endpoint.log_url,
+                    mode=endpoint.mode,
+                )
+                async with self._connect(endpoint.url) as ws, trio.open_nursery() as nursery:
+                    self.stats.connects += 1
+                    conn = _Connection(ws)
+                    nursery.start_soon(self._read, conn)
+                    await self._await_ready(conn)
+                    self._on_ready(attempt, task_status)
+                    nursery.start_soon(self._send_audio, conn)
+                    nursery.start_soon(self._ping, conn)
+                    await self._closing.wait()
+                    await self._goodbye(conn)
+                    nursery.cancel_scope.cancel()
+        except _CONNECTION_ENDINGS as exc:
+            mapped = _classify(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    async def _await_ready(self, conn: _Connection) -> None:
+        """``set_task``, then wait for the acknowledgement; when none comes within
+        ``ready_poll_interval_s`` (an older server), poll ``get_task`` at that interval."""
+        palabra = self._config.palabra
+        try:
+            with trio.fail_after(palabra.ready_timeout_s):
+                await conn.ws.send_message(encode_set_task(task_data(self.settings)))
+                while not conn.ready.is_set():
+                    with trio.move_on_after(palabra.ready_poll_interval_s):
+                        await conn.ready.wait()
+                    if not conn.ready.is_set():
+                        self.stats.ready_polls += 1
+                        await conn.ws.send_message(encode_get_task())
+        except trio.TooSlowError:
+            msg = f"task not running after {palabra.ready_timeout_s} s"
+            raise _Dropped(msg) from None
+
+    def _on_ready(self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]) -> None:
+        self._budget.recovered(trio.current_time())
+        attempt.deadline = math.inf
+        self._streaming = True
+        log.info(
+            "palabra_ready",
+            direction=self.direction.value,
+            source=self.settings.source_language,
+            target=self.settings.target_language,
+            reconnects=self.stats.reconnects,
+            polls=self.stats.ready_polls,
+        )
+        if not self._started:
+            self._started = True
+            # From here on the goodbye must survive the caller's cancellation; _shutdown bounds
+            # it and then cancels this scope itself.
+            self._scope.shield = True
+            task_status.started()
+
+    async def _goodbye(self, conn: _Connection) -> None:
+        palabra = self._config.palabra
+        with trio.move_on_after(palabra.end_timeout_s):
+            await conn.sender_done.wait()
+            try:
+                await conn.ws.send_message(encode_end_task())
+            except ConnectionClosed:
+                return
+            await conn.ended.wait()
+        log.info(
+            "palabra_link_ended",
+            direction=self.direction.value,
+            end_of_stream=self.stats.eos_received > 0,
+            **self.stats.as_dict(),
+        )
+
+    async def _shutdown(self) -> None:
+        self._closing.set()
+        self._fed.set()
+        if self._streaming:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(self._config.palabra.end_timeout_s + _CLOSE_GRACE_S),
+            ):
+                await self._finished.wait()
+        self._scope.cancel()
+
+    # --- per-connection tasks -----------------------------------------------------------------
+
+    async def _send_audio(self, conn: _Connection) -> None:
+        chunk = self._chunk_samples
+        pacer = Pacer(chunk / SAMPLE_RATE)
+        try:
+            while True:
+                due = pacer.due()
+                if due is not None:
+                    await trio.sleep_until(due)
+                now = trio.current_time()
+                if len(self._buffer) < chunk and self._speech_pending(now, pacer.chunk_s):
+                    await self._wait_for_chunk(now + pacer.chunk_s)
+                if self._closing.is_set() and not len(self._buffer):
+                    return
+                pcm = self._buffer.take(chunk)
+                if len(pcm) < chunk:
+                    pcm = np.concatenate((pcm, np.zeros(chunk - len(pcm), dtype=np.int16)))
+                await conn.ws.send_message(encode_input_audio(pcm))
+                self._count_sent(pcm, pacer.behind_s(now))
+                pacer.mark_sent(trio.current_time())
+        finally:
+            conn.sender_done.set()
+
+    def _speech_pending(self, now: float, chunk_s: float) -> bool:
+        """Speech is flowing (buffered, or fed within the last chunk): give the feeder up to one
+        chunk to complete the chunk rather than pad the middle of speech with silence."""
+        if self._closing.is_set():
+            return False
+        return len(self._buffer) > 0 or now - self._last_feed_at < chunk_s
+
+    async def _wait_for_chunk(self, deadline: float) -> None:
+        with trio.move_on_at(deadline):
+            while len(self._buffer) < self._chunk_samples and not self._closing.is_set():
+                self._fed = trio.Event()
+                await self._fed.wait()
+
+    def _count_sent(self, pcm: NDArray[np.int16], behind_s: float) -> None:
+        stats = self.stats
+        stats.chunks_sent += 1
+        stats.audio_ms_sent += len(pcm) * 1000 / SAMPLE_RATE
+        stats.max_behind_ms = max(stats.max_behind_ms, behind_s * 1000)
+        if not pcm.any():
+            stats.silence_chunks_sent += 1
+
+    async def _ping(self, conn: _Connection) -> None:
+        palabra = self._config.palabra
+        while True:
+            await trio.sleep(palabra.ping_interval_s)
+            try:
+                with trio.fail_after(palabra.ping_timeout_s):
+                    await conn.ws.ping()
+            except trio.TooSlowError:
+                msg = f"no pong within {palabra.ping_timeout_s} s"
+                raise _Dropped(msg) from None
+
+    async def _read(self, conn: _Connection) -> None:
+        settings = self.settings
+        while True:
+            try:
+                frame = await conn.ws.get_message()
+            except ConnectionClosed as exc:
+                if self._closing.is_set():
+                    conn.ended.set()
+                    return
+                msg = f"connection closed ({_close_code(exc)})"
+                raise _Dropped(msg) from None
+            item = parse(
+                frame,
+                received_at=time.time(),
+                source_language=settings.source_language,
+                target_language=settings.target_language,
+            )
+            await self._handle(item, conn)
+
+    async def _handle(self, item: Incoming, conn: _Connection) -> None:
+        if isinstance(item, TaskStatus | CurrentTask):
+            self._on_status(item, conn)
+        elif isinstance(item, EndOfStream):
+            self.stats.eos_received += 1
+            conn.ended.set()
+        elif isinstance(item, ServerError):
+            self._on_error(item, conn)
+            await self._emit(item)
+        elif isinstance(item, Ignored):
+            self.stats.ignored_frames += 1
+        elif isinstance(item, Unknown):
+            self._on_unknown(item)
+        elif isinstance(item, Malformed):
+            self.stats.malformed += 1
+            log.warning(
+                "palabra_malformed_frame",
+                direction=self.direction.value,
+                size=item.size,
+                reason=item.reason,
+            )
+            await self._emit(item.as_error())
+        else:
+            await self._emit(item)
+
+    def _on_status(self, item: TaskStatus | CurrentTask, conn: _Connection) -> None:
+        if isinstance(item, TaskStatus) and item.command != "set_task":
+            log.info(
+                "palabra_task_status", command=item.command, event=item.event, status=item.status
+            )
+            return
+        if item.status == "running":
+            conn.ready.set()
+        elif not conn.ready.is_set():
+            log.info("palabra_task_not_running", status=item.status)
+
+    def _on_error(self, error: ServerError, conn: _Connection) -> None:
+        if not conn.ready.is_set():
+            if error.code == "NOT_FOUND":  # older servers: the task is not running yet
+                return
+            log.error(
+                "palabra_task_rejected",
+                direction=self.direction.value,
+                code=error.code,
+                desc=error.desc,
+            )
+            raise PalabraTaskRejected(error.code, error.desc)
+        self.stats.errors += 1
+        log.warning(
+            "palabra_server_error", direction=self.direction.value, code=error.code, desc=error.desc
+        )
+
+    def _on_unknown(self, item: Unknown) -> None:
+        seen = self.stats.unknown_types
+        if item.message_type not in seen:
+            log.info("palabra_unknown_message_type", message_type=item.message_type)
+        seen[item.message_type] = seen.get(item.message_type, 0) + 1
+
+    async def _emit(self, event: PalabraEvent) -> None:
+        stats = self.stats
+        if isinstance(event, Transcript):
+            stats.transcripts += 1
+        elif isinstance(event, SpeechChunk):
+            stats.speech_chunks += 1
+        elif not isinstance(event, ServerError):
+            stats.warnings += 1
+        try:
+            self._events_out.send_nowait(event)
+            return
+        except trio.WouldBlock:
+            if isinstance(event, SpeechChunk):
+                with trio.move_on_after(_SPEECH_SEND_TIMEOUT_S):
+                    await self._events_out.send(event)
+                    return
+        except trio.BrokenResourceError:
+            pass  # the consumer closed its end: it wants no more events
+        self._count_dropped(event)
+
+    def _count_dropped(self, event: PalabraEvent) -> None:
+        stats = self.stats
+        if isinstance(event, SpeechChunk):
+            stats.speech_dropped += 1
+            log.warning(
+                "palabra_speech_dropped",
+                direction=self.direction.value,
+                transcription_id=event.transcription_id,
+                dropped=stats.speech_dropped,
+            )
+            return
+        stats.events_dropped += 1
+        if stats.events_dropped % _LOG_EVERY == 1:
+            log.warning(
+                "palabra_events_dropped",
+                direction=self.direction.value,
+                dropped=stats.events_dropped,
+            )
+
+
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    _Dropped,
+    ConnectionClosed,
+    HandshakeError,
+    OSError,
+    trio.BrokenResourceError,
+    PalabraUnavailable,
+)
+_CONNECTION_ENDINGS: tuple[type[BaseException], ...] = (BaseExceptionGroup, *_RETRYABLE)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _classify(exc: BaseException) -> BaseException:
+    """Map what ended a connection to what the supervisor acts on: a fatal Palabra error as
+    itself, a refused upgrade with an auth status as ``PalabraAuthError``, anything transient as
+    ``_Dropped``. Anything else (a bug, a cancellation) is returned unchanged and re-raised."""
+    leaves = list(_leaves(exc))
+    if any(isinstance(leaf, trio.Cancelled) for leaf in leaves):
+        return exc
+    for leaf in leaves:
+        if isinstance(leaf, PalabraAuthError | PalabraTaskRejected):
+            return leaf
+        if isinstance(leaf, ConnectionRejected) and leaf.status_code in _AUTH_STATUSES:
+            msg = f"Palabra refused the WebSocket upgrade: HTTP {leaf.status_code}"
+            return PalabraAuthError(msg, status=leaf.status_code)
+    if leaves and all(isinstance(leaf, _RETRYABLE) for leaf in leaves):
+        return _Dropped("; ".join(_describe(leaf) for leaf in leaves))
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Dropped):
+        return exc.reason
+    if isinstance(exc, ConnectionClosed):
+        return f"connection closed ({_close_code(exc)})"
+    if isinstance(exc, ConnectionRejected):
+        return f"upgrade refused: HTTP {exc.status_code}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _close_code(exc: ConnectionClosed) -> str:
+    reason = exc.reason
+    if reason is None:
+        return "no close frame"
+    return f"{reason.code} {reason.reason or ''}".strip()
+
+
+def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else None
+
+
+@asynccontextmanager
+async def open_palabra_link(
+    config: Config,
+    direction: Direction,
+    http: httpx.AsyncClient,
+    *,
+    connect: Connector | None = None,
+) -> AsyncIterator[PalabraLink]:
+    """Connect, send ``set_task`` for ``direction``, wait until the task runs, and yield the link
+    (see the module docstring for resource and error handling). ``connect`` replaces the
+    WebSocket opener (tests); the default is trio-websocket's ``open_websocket_url``.
+
+    Speech output follows ``config.media.<direction>``: ``captions`` asks for text only
+    (``output_stream: null``); ``passthrough`` directions need no link and are refused."""
+    mode = getattr(config.media, direction.value)
+    if mode == "passthrough":
+        msg = f"{direction.value} is passthrough: it needs no Palabra link"
+        raise ValueError(msg)
+    link = PalabraLink.create(config, direction, http, connect or websocket_connector(config))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(link._run)
+            try:
+                yield link
+            finally:
+                await link._shutdown()
+    except BaseExceptionGroup as group:
+        sole = _sole_leaf(group)
+        if sole is None:
+            raise
+        raise sole from None

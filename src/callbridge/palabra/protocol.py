@@ -1,0 +1,399 @@
+"""Palabra's S2S WebSocket protocol without I/O: the task we send and the frames we receive.
+
+Pure functions only (no clock, no sockets), so every wire shape is testable on its own:
+
+- ``TaskSettings.resolve(config, direction)``: the effective per-direction settings;
+- ``build_set_task(config, direction)``: the ``set_task`` ``data`` object;
+- ``encode_*``: client messages as JSON text (orjson);
+- ``parse(frame, ...)``: one server frame into a typed value (a ``PalabraEvent`` for the consumer,
+  or a control value the link acts on). ``parse`` never raises on bad input: a frame it cannot
+  decode becomes ``Malformed``.
+
+Sources: /work/shared/reference/palabra-protocol.md (opening box, §3, §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, TypeAlias, TypeVar
+
+import attrs
+import numpy as np
+import orjson
+
+from callbridge.config import Config, DirectionOverrides
+from callbridge.palabra.events import (
+    PalabraEvent,
+    ServerError,
+    ServerWarning,
+    SpeechChunk,
+    Transcript,
+    TranscriptKind,
+)
+from callbridge.roles import Direction, Role
+
+__all__ = [
+    "SAMPLE_RATE",
+    "CurrentTask",
+    "EndOfStream",
+    "Ignored",
+    "Incoming",
+    "Malformed",
+    "TaskSettings",
+    "TaskStatus",
+    "Unknown",
+    "build_set_task",
+    "encode_end_task",
+    "encode_get_task",
+    "encode_input_audio",
+    "encode_set_task",
+    "parse",
+]
+
+_T = TypeVar("_T")
+
+# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz (reference §5).
+SAMPLE_RATE = 24_000
+
+_TRANSCRIPT_KINDS: dict[str, TranscriptKind] = {
+    "partial_transcription": "partial",
+    "validated_transcription": "validated",
+    "partial_translated_transcription": "partial_translation",
+    "translated_transcription": "translation",
+}
+# The server's default list (reference §3.8); partial translations are opt-in.
+_BASE_MESSAGE_TYPES = (
+    "partial_transcription",
+    "validated_transcription",
+    "translated_transcription",
+)
+
+
+@attrs.frozen
+class TaskSettings:
+    """Everything ``set_task`` needs for one direction, per-direction overrides applied."""
+
+    source_language: str
+    detectable_languages: tuple[str, ...]
+    target_language: str
+    speech: bool
+    voice_id: str
+    silence_threshold_s: float
+    translate_partials: bool
+    desired_queue_level_ms: int
+    max_queue_level_ms: int
+    auto_tempo: bool
+    min_tempo: float
+    max_tempo: float
+
+    @classmethod
+    def resolve(cls, config: Config, direction: Direction) -> TaskSettings:
+        """Source = the speaker's language (``auto`` keeps the speaker's detectable list); target =
+        the listener's language, or the first of the listener's detectable languages when the
+        listener is ``auto`` (a translation needs one concrete target)."""
+        palabra = config.palabra
+        over: DirectionOverrides = getattr(palabra, direction.value)
+        source, detectable = _side_language(config, direction.speaker)
+        listener, listener_detectable = _side_language(config, direction.listener)
+        target = listener_detectable[0] if listener == "auto" and listener_detectable else listener
+        return cls(
+            source_language=source,
+            detectable_languages=detectable if source == "auto" else (),
+            target_language=target,
+            speech=getattr(config.media, direction.value) != "captions",
+            voice_id=_pick(over.voice_id, palabra.voice_id),
+            silence_threshold_s=_pick(
+                over.segment_confirmation_silence_threshold,
+                palabra.segment_confirmation_silence_threshold,
+            ),
+            translate_partials=_pick(over.translate_partials, palabra.translate_partials),
+            desired_queue_level_ms=_pick(
+                over.desired_queue_level_ms, palabra.desired_queue_level_ms
+            ),
+            max_queue_level_ms=_pick(over.max_queue_level_ms, palabra.max_queue_level_ms),
+            auto_tempo=_pick(over.auto_tempo, palabra.auto_tempo),
+            min_tempo=palabra.min_tempo,
+            max_tempo=palabra.max_tempo,
+        )
+
+    def allowed_message_types(self) -> list[str]:
+        types = list(_BASE_MESSAGE_TYPES)
+        if self.translate_partials:
+            types.append("partial_translated_transcription")
+        return types
+
+
+def _pick(override: _T | None, default: _T) -> _T:
+    return default if override is None else override
+
+
+def _side_language(config: Config, role: Role) -> tuple[str, tuple[str, ...]]:
+    languages = config.languages
+    if role is Role.CALLER:
+        return languages.caller, tuple(languages.caller_detectable)
+    return languages.operator, tuple(languages.operator_detectable)
+
+
+def build_set_task(config: Config, direction: Direction) -> dict[str, Any]:
+    """The ``data`` of ``set_task`` for ``direction`` (reference §3.8).
+
+    ``output_stream`` is ``null`` in captions mode: the server then sends text only.
+    ``translation_queue_configs`` sits inside ``pipeline`` as the current SDKs and the recommended
+    preset place it (reference §8.2)."""
+    return task_data(TaskSettings.resolve(config, direction))
+
+
+def task_data(settings: TaskSettings) -> dict[str, Any]:
+    transcription: dict[str, Any] = {
+        "source_language": settings.source_language,
+        "segment_confirmation_silence_threshold": settings.silence_threshold_s,
+    }
+    if settings.detectable_languages:
+        transcription["detectable_languages"] = list(settings.detectable_languages)
+    output: dict[str, Any] | None = None
+    if settings.speech:
+        output = {"content_type": "audio", "target": {"type": "ws", "format": "pcm_s16le"}}
+    return {
+        "input_stream": {
+            "content_type": "audio",
+            "source": {
+                "type": "ws",
+                "format": "pcm_s16le",
+                "sample_rate": SAMPLE_RATE,
+                "channels": 1,
+            },
+        },
+        "output_stream": output,
+        "pipeline": {
+            "preprocessing": {},
+            "transcription": transcription,
+            "translations": [
+                {
+                    "target_language": settings.target_language,
+                    "translate_partial_transcriptions": settings.translate_partials,
+                    "speech_generation": {"voice_id": settings.voice_id},
+                }
+            ],
+            "translation_queue_configs": {
+                "global": {
+                    "desired_queue_level_ms": settings.desired_queue_level_ms,
+                    "max_queue_level_ms": settings.max_queue_level_ms,
+                    "auto_tempo": settings.auto_tempo,
+                    "min_tempo": settings.min_tempo,
+                    "max_tempo": settings.max_tempo,
+                }
+            },
+            "allowed_message_types": settings.allowed_message_types(),
+        },
+    }
+
+
+# --- client -> server --------------------------------------------------------------------------
+
+
+def _encode(message_type: str, data: Any) -> str:
+    return orjson.dumps({"message_type": message_type, "data": data}).decode()
+
+
+def encode_set_task(task: dict[str, Any]) -> str:
+    return _encode("set_task", task)
+
+
+def encode_get_task() -> str:
+    return _encode("get_task", {})
+
+
+def encode_end_task() -> str:
+    # `{}`: graceful; the server delivers the tail, sends end_of_stream and closes (opening box).
+    return _encode("end_task", {})
+
+
+def encode_input_audio(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
+    payload = base64.b64encode(pcm.astype("<i2", copy=False).tobytes()).decode("ascii")
+    return _encode("input_audio_data", {"data": payload})
+
+
+# --- server -> client --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TaskStatus:
+    """``task_status``: the current server's acknowledgement of a command."""
+
+    command: str
+    event: str
+    status: str
+
+
+@attrs.frozen
+class CurrentTask:
+    """``current_task`` (answer to ``get_task``); ``status`` is ``running``, ``paused``, ..."""
+
+    status: str
+
+
+@attrs.frozen
+class EndOfStream:
+    """``end_of_stream`` (current) or ``eos`` (older): the tail after ``end_task`` is delivered."""
+
+
+@attrs.frozen
+class Ignored:
+    """A frame without ``message_type`` (the once-a-second queue status objects)."""
+
+
+@attrs.frozen
+class Unknown:
+    """A ``message_type`` this client does not handle (``pipeline_timings``, future types...)."""
+
+    message_type: str
+
+
+@attrs.frozen
+class Malformed:
+    """A frame that could not be decoded; ``size`` is the raw frame length."""
+
+    size: int
+    reason: str
+
+    def as_error(self) -> ServerError:
+        return ServerError(code="MALFORMED_MESSAGE", desc=f"{self.reason} ({self.size} bytes)")
+
+
+Incoming: TypeAlias = (
+    PalabraEvent | TaskStatus | CurrentTask | EndOfStream | Ignored | Unknown | Malformed
+)
+
+
+class _BadFrame(ValueError):
+    pass
+
+
+def parse(
+    frame: str | bytes,
+    *,
+    received_at: float,
+    source_language: str = "",
+    target_language: str = "",
+) -> Incoming:
+    """Decode one server frame. ``data`` may be an object or a JSON string holding one (the
+    double-encoding quirk, reference §4). ``source_language``/``target_language`` fill in a
+    transcript's language when the server leaves it out."""
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return Malformed(len(frame), "invalid JSON")
+    if not isinstance(message, dict) or "message_type" not in message:
+        return Ignored()
+    message_type = message["message_type"]
+    try:
+        if not isinstance(message_type, str):
+            msg = "message_type is not a string"
+            raise _BadFrame(msg)
+        data = _data_object(message.get("data"))
+        return _dispatch(message_type, data, received_at, source_language, target_language)
+    except _BadFrame as exc:
+        return Malformed(len(frame), f"{message_type}: {exc}")
+
+
+def _data_object(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if isinstance(data, str | bytes):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            msg = "data is a string but not JSON"
+            raise _BadFrame(msg) from None
+    if not isinstance(data, dict):
+        msg = "data is not an object"
+        raise _BadFrame(msg)
+    return data
+
+
+def _dispatch(
+    message_type: str, data: dict[str, Any], received_at: float, source: str, target: str
+) -> Incoming:
+    kind = _TRANSCRIPT_KINDS.get(message_type)
+    if kind is not None:
+        default_language = source if kind in ("partial", "validated") else target
+        return _transcript(kind, data, received_at, default_language)
+    if message_type == "output_audio_data":
+        return _speech(data, received_at, target)
+    if message_type == "warning":
+        return ServerWarning(
+            code=_text(data, "code", "UNKNOWN_WARNING"), message=_text(data, "message")
+        )
+    if message_type == "error":
+        return ServerError(code=_text(data, "code", "UNKNOWN_ERROR"), desc=_error_desc(data))
+    if message_type == "task_status":
+        return TaskStatus(
+            command=_text(data, "command"),
+            event=_text(data, "event"),
+            status=_text(data, "task_status"),
+        )
+    if message_type == "current_task":
+        return CurrentTask(status=_text(data, "task_status") or _text(data, "status"))
+    if message_type in ("end_of_stream", "eos"):
+        return EndOfStream()
+    return Unknown(message_type)
+
+
+def _text(data: dict[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key)
+    if value is None:
+        return default
+    return value if isinstance(value, str) else str(value)
+
+
+def _error_desc(data: dict[str, Any]) -> str:
+    # Sources disagree on the field (reference §8.8): desc, description, msg; desc may be a list.
+    for key in ("desc", "description", "msg", "details"):
+        value = data.get(key)
+        if value:
+            return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return ""
+
+
+def _transcript(
+    kind: TranscriptKind, data: dict[str, Any], received_at: float, default_language: str
+) -> Transcript:
+    body = data.get("transcription")
+    if not isinstance(body, dict):
+        msg = "no transcription object"
+        raise _BadFrame(msg)
+    transcription_id = _text(body, "transcription_id")
+    if not transcription_id:
+        msg = "no transcription_id"
+        raise _BadFrame(msg)
+    return Transcript(
+        kind=kind,
+        transcription_id=transcription_id,
+        text=_text(body, "text"),
+        language=_text(body, "language") or default_language,
+        received_at=received_at,
+    )
+
+
+def _speech(data: dict[str, Any], received_at: float, default_language: str) -> SpeechChunk:
+    payload = data.get("data")
+    if not isinstance(payload, str):
+        msg = "no audio payload"
+        raise _BadFrame(msg)
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        msg = "audio payload is not base64"
+        raise _BadFrame(msg) from None
+    if len(raw) % 2:
+        msg = "odd number of PCM bytes"
+        raise _BadFrame(msg)
+    pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
+    return SpeechChunk(
+        transcription_id=_text(data, "transcription_id"),
+        language=_text(data, "language") or default_language,
+        pcm=pcm,
+        last_chunk=bool(data.get("last_chunk", False)),
+        received_at=received_at,
+    )
