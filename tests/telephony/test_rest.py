@@ -330,6 +330,32 @@ class TestRetries:
         assert info.sid == CALL_SID
         assert fake.times[1] - fake.times[0] == pytest.approx(3.0)
 
+    @pytest.mark.parametrize(("header", "wait"), [("1.5", 1.5), ("0", 0.0)])
+    async def test_retry_after_forms(
+        self,
+        fake: FakeTwilio,
+        http: httpx.AsyncClient,
+        autojump_clock: trio.testing.MockClock,
+        header: str,
+        wait: float,
+    ) -> None:
+        fake.replies = [
+            error(503, 20503, **{"Retry-After": header}),
+            httpx.Response(200, json=call_json()),
+        ]
+        await rest(http).fetch(CALL_SID)
+        assert fake.times[1] - fake.times[0] == pytest.approx(wait)
+
+    async def test_bad_retry_after_uses_backoff(
+        self, fake: FakeTwilio, http: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        fake.replies = [
+            error(503, 20503, **{"Retry-After": "soon"}),
+            httpx.Response(200, json=call_json()),
+        ]
+        await rest(http).fetch(CALL_SID)
+        assert 0.25 <= fake.times[1] - fake.times[0] <= 0.5
+
     async def test_retry_after_over_budget_gives_up_at_once(
         self, fake: FakeTwilio, http: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
     ) -> None:
@@ -360,6 +386,14 @@ class TestRetries:
             await rest(http, max_retries=2).hangup(CALL_SID)
         assert (info.value.status, info.value.code) == (None, None)
         assert len(fake.requests) == 3
+
+    async def test_decoding_error_is_a_transport_failure(
+        self, fake: FakeTwilio, http: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        fake.replies = [httpx.DecodingError("bad gzip") for _ in range(2)]
+        with pytest.raises(TwilioError, match="DecodingError"):
+            await rest(http, max_retries=1).fetch(CALL_SID)
+        assert len(fake.requests) == 2
 
     async def test_transport_error_then_success(
         self, fake: FakeTwilio, http: httpx.AsyncClient, autojump_clock: trio.testing.MockClock

@@ -149,6 +149,15 @@ class TestRepeatedKeys:
         sig = sign(self.URL, self.PAIRS)
         assert checker().check_http("/twilio/status/c1/operator", "", form, sig)  # type: ignore[arg-type]
 
+    def test_raw_body(self) -> None:
+        """The raw form body, as bytes or text, keeps repeats, blanks and %-encoding exactly."""
+        sig = sign(self.URL, [*self.PAIRS, ("From", "+1 555")])
+        body = "CallSid=CA1&Tag=b&Tag=a&Tag=b&Empty=&From=%2B1+555"
+        check = checker()
+        assert check.check_http("/twilio/status/c1/operator", "", body.encode(), sig)
+        assert check.check_http("/twilio/status/c1/operator", "", body, sig)
+        assert not check.check_http("/twilio/status/c1/operator", "", body[: -len("&Empty=")], sig)
+
     def test_first_value_only_fails(self) -> None:
         """A plain dict of the first values loses a value and so must not validate."""
         sig = sign(self.URL, self.PAIRS)

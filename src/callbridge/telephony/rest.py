@@ -27,6 +27,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -189,7 +190,7 @@ class _TrioHttpClient(AsyncHttpClient):  # type: ignore[misc]  # twilio ships no
                 )
             except _CONNECT_ERRORS as exc:
                 return _Failure(f"connect failed: {type(exc).__name__}", unprocessed=True)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # read/write errors, timeouts, bad encodings
                 return _Failure(f"transport error: {type(exc).__name__}", unprocessed=False)
         if response is None:
             return _Failure(f"no answer within {self._timeout_s} s", unprocessed=False)
@@ -418,8 +419,12 @@ def _retry_after_s(header: str | None) -> float | None:
     if not header:
         return None
     text = header.strip()
-    if text.isdigit():
-        return float(text)
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if 0 <= seconds < math.inf else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):

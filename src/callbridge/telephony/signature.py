@@ -34,8 +34,9 @@ from callbridge.telephony.twiml import to_websocket_url
 __all__ = ["FormLike", "SignatureChecker", "form_multidict"]
 
 # A received form: a mapping (values a string or a list of strings), a multi-dict (Werkzeug's
-# ``getlist``, multidict's ``getall``; both are mappings), or ``(name, value)`` pairs.
-FormLike: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]]
+# ``getlist``, multidict's ``getall``; both are mappings), ``(name, value)`` pairs, or the raw
+# ``application/x-www-form-urlencoded`` body.
+FormLike: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | bytes
 
 
 class _Params(dict[str, list[str]]):
@@ -70,7 +71,7 @@ class SignatureChecker:
 
         ``path`` is the request path as received (e.g. ``/twiml/client``); ``query_string`` the raw
         query without ``?``; ``form`` a mapping, a multi-dict (Werkzeug ``getlist`` or multidict
-        ``getall``) or ``(name, value)`` pairs.
+        ``getall``), ``(name, value)`` pairs, or the raw form-encoded body.
         """
         if not self._enabled:
             return True
@@ -100,6 +101,11 @@ class SignatureChecker:
 def form_multidict(form: FormLike) -> _Params:
     """Normalise a received form to ``{name: [values...]}``, keeping repeats and empty values."""
     result = _Params()
+    if isinstance(form, str | bytes):
+        # Exactly the pairs on the wire: repeats kept, blank values kept (parse_qsl drops them
+        # unless told), "+" and %XX decoded as Twilio encoded them.
+        body = form.decode("utf-8") if isinstance(form, bytes) else form
+        form = parse_qsl(body, keep_blank_values=True)
     if hasattr(form, "getlist") and hasattr(form, "keys"):
         for name in form.keys():  # noqa: SIM118 - a multi-dict's keys() is not its iteration
             result[str(name)] = [str(v) for v in form.getlist(name)]
