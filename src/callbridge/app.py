@@ -6,13 +6,18 @@ from quart_trio import QuartTrio
 
 from callbridge import __version__
 from callbridge.services import Services
+from callbridge.webhooks import create_webhooks_blueprint
 
 __all__ = ["create_app"]
 
 
 def create_app(services: Services) -> QuartTrio:
     app = QuartTrio("callbridge")
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.register_blueprint(
+        create_webhooks_blueprint(
+            services.config, services.supervisor, services.signatures, services.counters
+        )
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

@@ -48,6 +48,7 @@ __all__ = [
     "TwilioConfig",
     "config_as_dict",
     "load_config",
+    "pick_prompt",
     "read_env_file",
 ]
 
@@ -206,6 +207,9 @@ class PalabraConfig:
         20.0, "total time spent reconnecting before failing", range=(0, 600)
     )
     rest_retries: int = _field(3, "legacy session create retries on 5xx/transport", range=(0, 10))
+    input_buffer_ms: int = _field(
+        5000, "speech buffered per link while it (re)connects", range=(500, 60000)
+    )
     caller_to_operator: DirectionOverrides = attrs.field(
         factory=DirectionOverrides, metadata=_meta("overrides for the caller -> operator direction")
     )
@@ -653,6 +657,14 @@ def environ_with_env_file(environ: Mapping[str, str], env_file: Path | None) -> 
         for key, value in read_env_file(env_file).items():
             merged.setdefault(key, value)
     return merged
+
+
+def pick_prompt(texts: Mapping[str, str], language: str) -> str:
+    """A prompt in ``language`` (or its base language), else English, else any."""
+    base = language.split("-")[0]
+    return (
+        texts.get(language) or texts.get(base) or texts.get("en") or next(iter(texts.values()), "")
+    )
 
 
 def default_env_file() -> Path:

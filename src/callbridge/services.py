@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 import httpx
 import trio
 
-from callbridge.calls.supervisor import CallSupervisor
+from callbridge.calls.ports import LinkOpener, TranslatorLink
+from callbridge.calls.session import CallDeps
+from callbridge.calls.supervisor import CallSupervisor, OperatorPool
 from callbridge.config import Config
+from callbridge.roles import Direction
+from callbridge.telephony.rest import TwilioRest
+from callbridge.telephony.signature import SignatureChecker
+from callbridge.transcripts import TranscriptHub, open_transcript_hub
 
 __all__ = ["Services", "open_services"]
 
@@ -20,18 +27,40 @@ class Services:
     config: Config
     http: httpx.AsyncClient
     supervisor: CallSupervisor
+    transcripts: TranscriptHub
+    signatures: SignatureChecker
+    # Rejected or malformed input by kind (bad_signature, unknown_call, ...), for logs and metrics.
+    counters: Counter[str] = attrs.Factory(Counter)
+
+
+def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
+    from callbridge.palabra import open_palabra_link
+
+    def open_link(direction: Direction) -> AbstractAsyncContextManager[TranslatorLink]:
+        return open_palabra_link(config, direction, http)
+
+    return open_link
 
 
 @asynccontextmanager
 async def open_services(config: Config) -> AsyncIterator[Services]:
-    """Resource handling: closes the HTTP client and ends every call on exit."""
+    """Resource handling: on exit, every call ends first (hanging up through the still-open HTTP
+    client), then the transcript hub flushes to disk, then the HTTP client closes."""
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
+        open_transcript_hub(config) as hub,
         trio.open_nursery() as nursery,
     ):
-        supervisor = CallSupervisor(config)
+        deps = CallDeps(
+            config=config,
+            control=TwilioRest(config, http),
+            open_link=_palabra_opener(config, http),
+            transcripts=hub,
+            operators=OperatorPool(config.operators.numbers),
+        )
+        supervisor = CallSupervisor(deps)
         await nursery.start(supervisor.run)
         try:
-            yield Services(config=config, http=http, supervisor=supervisor)
+            yield Services(config, http, supervisor, hub, SignatureChecker(config))
         finally:
             nursery.cancel_scope.cancel()

@@ -1,26 +1,69 @@
-"""``CallSupervisor``: admits calls, owns the nursery every call runs in, drains on shutdown."""
+"""``CallSupervisor``: admits calls, owns the nursery every call runs in, drains on shutdown.
+
+Resource handling: ``run`` holds the calls nursery for the daemon's lifetime; every
+``CallSession.run`` is a child of it, never of a request handler. Cancelling it (shutdown past the
+grace period) ends every call with reason ``shutdown``, each still hanging up its legs.
+
+Capacity is reserved at the incoming-call webhook (``admit``), not when media connects, so a burst
+of calls cannot overshoot ``server.max_calls`` while their media is still on the way.
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
+
 import trio
 
-from callbridge.config import Config
+from callbridge.calls.record import CallRecord, new_call_id
+from callbridge.calls.session import CallDeps, CallSession
 from callbridge.log import get_logger
 
-__all__ = ["CallSupervisor"]
+__all__ = ["CallSupervisor", "OperatorPool"]
 
 log = get_logger("callbridge.supervisor")
 
+# Ended calls remembered so late webhooks (status callbacks, <Connect action>) for them are
+# recognised and answered calmly instead of with 404s.
+RECENT_CALLS = 500
+
+
+class OperatorPool:
+    """Round-robin over the configured operator numbers, skipping those already in a call."""
+
+    def __init__(self, numbers: list[str]) -> None:
+        self._numbers = list(numbers)
+        self._cursor = itertools.count()
+        self._busy: set[str] = set()
+
+    def acquire(self, exclude: set[str]) -> str | None:
+        start = next(self._cursor)
+        count = len(self._numbers)
+        for offset in range(count):
+            number = self._numbers[(start + offset) % count]
+            if number not in self._busy and number not in exclude:
+                self._busy.add(number)
+                return number
+        return None
+
+    def release(self, number: str) -> None:
+        self._busy.discard(number)
+
+    @property
+    def idle(self) -> list[str]:
+        return [n for n in self._numbers if n not in self._busy]
+
 
 class CallSupervisor:
-    """Owns every call's task. Resource handling: ``run`` holds the calls nursery; cancelling it
-    ends every call with reason ``shutdown``."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
+    def __init__(self, deps: CallDeps) -> None:
+        self._deps = deps
         self._nursery: trio.Nursery | None = None
         self._draining = False
-        self._calls: dict[str, object] = {}
+        self._calls: dict[str, CallSession] = {}
+        self._by_caller_sid: dict[str, CallSession] = {}
+        self._recent: OrderedDict[str, CallSession] = OrderedDict()
+        self._idle = trio.Event()
+        self._idle.set()
 
     @property
     def active_count(self) -> int:
@@ -30,20 +73,75 @@ class CallSupervisor:
     def draining(self) -> bool:
         return self._draining
 
+    def active_records(self) -> list[CallRecord]:
+        return [session.record for session in self._calls.values()]
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
 
+    def admit(self, *, caller_sid: str, caller_number: str) -> CallSession | None:
+        """Reserve capacity for an incoming call and start it; ``None`` means refuse (busy).
+
+        A repeated webhook for the same CallSid returns the call already running.
+        """
+        existing = self._by_caller_sid.get(caller_sid)
+        if existing is not None:
+            return existing
+        config = self._deps.config
+        if self._draining or self._nursery is None or len(self._calls) >= config.server.max_calls:
+            log.warning(
+                "call_refused",
+                caller_sid=caller_sid,
+                reason="draining" if self._draining else "max_calls",
+                active_calls=len(self._calls),
+            )
+            return None
+        record = CallRecord(
+            id=new_call_id(),
+            caller_sid=caller_sid,
+            caller_number=caller_number,
+            caller_language=config.languages.caller,
+            operator_language=config.languages.operator,
+        )
+        session = CallSession(self._deps, record)
+        self._calls[record.id] = session
+        self._by_caller_sid[caller_sid] = session
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._run_call, session, name=f"call-{record.id}")
+        return session
+
+    def find(self, call_id: str) -> CallSession | None:
+        """A live call."""
+        return self._calls.get(call_id)
+
+    def find_any(self, call_id: str) -> CallSession | None:
+        """A live or recently ended call."""
+        return self._calls.get(call_id) or self._recent.get(call_id)
+
+    async def _run_call(self, session: CallSession) -> None:
+        try:
+            await session.run()
+        finally:
+            self._calls.pop(session.record.id, None)
+            self._by_caller_sid.pop(session.record.caller_sid, None)
+            self._recent[session.record.id] = session
+            while len(self._recent) > RECENT_CALLS:
+                self._recent.popitem(last=False)
+            if not self._calls:
+                self._idle.set()
+
     async def drain(self, grace_s: float) -> None:
-        """Stop admitting; wait up to ``grace_s`` for live calls, then end the rest."""
+        """Stop admitting; wait up to ``grace_s`` for live calls to end, then end the rest."""
         self._draining = True
         with trio.move_on_after(grace_s):
-            while self._calls:
-                await trio.sleep(0.05)
+            await self._idle.wait()
         self.cancel_all()
+        await self._idle.wait()
 
     def cancel_all(self) -> None:
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
+        """End every live call now (reason ``shutdown``); each still hangs up its legs."""
+        for session in list(self._calls.values()):
+            session.cancel("shutdown")

@@ -1,0 +1,352 @@
+"""The media path of one call: legs in, translators, per-listener mixing and playout.
+
+Data flow (per direction; the speaker never reaches their own mixer)::
+
+    speaker leg --mu-law--> decode --+--> listener's mixer (original, ducked)
+                                     +--> upsample 8k->24k --> Palabra link.feed()
+    Palabra link.events --> transcripts --> TranscriptSink.publish (never blocks)
+                        --> speech 24k --> downsample --> listener's mixer (translation)
+    listener's mixer --one frame per 20 ms--> mu-law --> listener leg (send_nowait, counted drops)
+
+Timing. Each listener's output is a continuous 20 ms frame stream on an absolute schedule. A frame
+goes out as soon as the speaker's matching original frame has arrived (so the original adds no
+queueing delay) but never more than ``LEAD_S`` ahead of the schedule (Twilio's playback buffer,
+and so the latency of translated speech, stays small); when the original is late or absent the
+frame goes out ``GRACE_S`` past its slot with silence in its place. If the event loop stalls, the
+schedule skips ahead instead of bursting. Translated utterances end with a Twilio mark
+(``u:<utterance id>``) whose echo says when the listener actually heard the end of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import numpy as np
+import trio
+
+from callbridge.audio import (
+    TWILIO_FRAME_SAMPLES,
+    Pcm,
+    Resampler,
+    downsampler_24k_to_8k,
+    hold_chime,
+    read_wav_mono,
+    ulaw_decode,
+    ulaw_encode,
+    upsampler_8k_to_24k,
+)
+from callbridge.calls.legs import MediaLeg
+from callbridge.calls.mixer import ListenerMixer
+from callbridge.calls.ports import TranslatorLink
+from callbridge.config import Config
+from callbridge.errors import CallEnded, PalabraUnavailable
+from callbridge.log import get_logger
+from callbridge.media_stream import (
+    Dtmf,
+    Invalid,
+    Mark,
+    Media,
+    MediaStats,
+    Start,
+    Stop,
+    mark_message,
+    media_message,
+    parse,
+)
+from callbridge.palabra.events import ServerError, ServerWarning, SpeechChunk, Transcript
+from callbridge.roles import Direction, Role
+from callbridge.transcripts.events import TranscriptEvent
+
+__all__ = ["FRAME_S", "GRACE_S", "LEAD_S", "CallMedia"]
+
+log = get_logger("callbridge.media")
+
+FRAME_S: Final = 0.020  # one Twilio frame
+GRACE_S: Final = 0.010  # how late a frame may wait for its original before going out without it
+LEAD_S: Final = 0.040  # how far ahead of the schedule frames may run (Twilio-side buffer)
+RESYNC_S: Final = 0.200  # behind by more than this (a stalled loop): skip ahead, don't burst
+MARK_PREFIX: Final = "u:"
+
+_TRANSCRIPT_KINDS: Final = {
+    "partial": "partial",
+    "validated": "final",
+    "partial_translation": "translation_partial",
+    "translation": "translation",
+}
+
+
+def _listener_direction(listener: Role) -> Direction:
+    return listener.other.speaks
+
+
+class CallMedia:
+    """Per-call media state shared by the call's tasks (all on one trio thread, no locks)."""
+
+    def __init__(
+        self, config: Config, publish: Callable[[TranscriptEvent], None], call_id: str
+    ) -> None:
+        self._config = config
+        self._publish = publish
+        self._call_id = call_id
+        media = config.media
+        self._mixers = {
+            listener: ListenerMixer.from_config(media, _listener_direction(listener))
+            for listener in Role
+        }
+        self._up: dict[Role, Resampler] = {role: upsampler_8k_to_24k() for role in Role}
+        self._down: dict[Direction, Resampler] = {d: downsampler_24k_to_8k() for d in Direction}
+        self._links: dict[Direction, TranslatorLink] = {}
+        self._stream_sid: dict[Role, str] = {}
+        self._started = {role: trio.Event() for role in Role}
+        doorbells = {role: trio.open_memory_channel[None](1) for role in Role}
+        self._ring = {role: pair[0] for role, pair in doorbells.items()}
+        self._bell = {role: pair[1] for role, pair in doorbells.items()}
+        self._bridged = False
+        self._stats = {role: MediaStats() for role in Role}
+        self._invalid_logged: set[tuple[Role, str]] = set()
+        self._fed_dropped = dict.fromkeys(Direction, 0)
+        self._frames_out = dict.fromkeys(Role, 0)
+        self._dropped_out = dict.fromkeys(Role, 0)
+        self._resyncs = dict.fromkeys(Role, 0)
+        self._first_speech_at: dict[str, float] = {}
+        self._translator_warnings: dict[str, int] = {}
+        self._hold = _load_hold(config)
+
+    # ---- configuration and state --------------------------------------------------------------
+
+    def mode(self, direction: Direction) -> str:
+        mode: str = getattr(self._config.media, direction.value)
+        return mode
+
+    def bridge(self) -> None:
+        """Both parties are on: originals start flowing to the other side and to the translators."""
+        self._bridged = True
+
+    def attach_link(self, direction: Direction, link: TranslatorLink) -> None:
+        self._links[direction] = link
+
+    def streams_started(self) -> bool:
+        return all(event.is_set() for event in self._started.values())
+
+    async def wait_streams_started(self) -> None:
+        for role in Role:
+            await self._started[role].wait()
+
+    # ---- a Twilio leg in ------------------------------------------------------------------------
+
+    async def run_leg(self, leg: MediaLeg) -> None:
+        """Receive one leg until Twilio stops it; ends the call on hang-up or silence."""
+        role = leg.role
+        idle_s = self._config.media.leg_idle_timeout_s
+        last_valid = trio.current_time()
+        stats = self._stats[role]
+        while True:
+            with trio.move_on_at(last_valid + idle_s):
+                try:
+                    message = await leg.inbound.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    raise CallEnded(f"{role}_hangup", "media socket closed") from None
+                event = parse(message)
+                stats.record(event)
+                if isinstance(event, Invalid):
+                    self._log_invalid(role, event)
+                    continue
+                last_valid = trio.current_time()
+                self._handle(role, event)
+                continue
+            raise CallEnded("leg_timeout", f"no valid media from the {role} for {idle_s} s")
+
+    def _handle(self, role: Role, event: object) -> None:
+        if isinstance(event, Media):
+            self._on_speech(role, ulaw_decode(event.payload))
+        elif isinstance(event, Mark):
+            self._on_mark(role, event.name)
+        elif isinstance(event, Start):
+            self._stream_sid[role] = event.stream_sid
+            self._started[role].set()
+            log.info(
+                "media_started",
+                role=str(role),
+                stream_sid=event.stream_sid,
+                call_sid=event.call_sid,
+            )
+        elif isinstance(event, Stop):
+            raise CallEnded(f"{role}_hangup", "media stream stopped")
+        elif isinstance(event, Dtmf):
+            log.info("dtmf", role=str(role), digit=event.digit)
+
+    def _on_speech(self, speaker: Role, pcm8: Pcm) -> None:
+        if not self._bridged:
+            return  # nobody to hear it yet; the translators get silence keepalive meanwhile
+        listener = speaker.other
+        self._mixers[listener].push_original(pcm8)
+        # Already rung means the output task will look at the mixer anyway.
+        with contextlib.suppress(trio.WouldBlock):
+            self._ring[listener].send_nowait(None)
+        link = self._links.get(speaker.speaks)
+        if link is not None and not link.feed(self._up[speaker].process(pcm8)):
+            self._fed_dropped[speaker.speaks] += 1
+
+    def _on_mark(self, listener: Role, name: str) -> None:
+        if not name.startswith(MARK_PREFIX):
+            return
+        utterance_id = name[len(MARK_PREFIX) :]
+        direction = _listener_direction(listener)
+        now = time.time()
+        self._publish(
+            TranscriptEvent(
+                call_id=self._call_id,
+                kind="played",
+                direction=direction,
+                utterance_id=utterance_id,
+                text="",
+                language=None,
+                ts=now,
+                data={"played_at": now},
+            )
+        )
+
+    def _log_invalid(self, role: Role, event: Invalid) -> None:
+        # First of each kind per leg is a warning; the rest are counted in the summary line.
+        key = (role, event.reason)
+        if key not in self._invalid_logged:
+            self._invalid_logged.add(key)
+            log.warning(
+                "media_invalid",
+                role=str(role),
+                reason=event.reason,
+                detail=event.detail,
+                size=event.raw_size,
+            )
+
+    # ---- translators out ----------------------------------------------------------------------
+
+    async def run_translator_events(self, direction: Direction, link: TranslatorLink) -> None:
+        listener = direction.listener
+        voice = self.mode(direction) == "voice"
+        async for event in link.events:
+            if isinstance(event, SpeechChunk):
+                if voice:
+                    self._on_translated_speech(direction, listener, event)
+            elif isinstance(event, Transcript):
+                self._publish_transcript(direction, event)
+            elif isinstance(event, ServerWarning):
+                self._on_translator_notice(direction, event.code, event.message)
+            elif isinstance(event, ServerError):
+                self._on_translator_notice(direction, event.code, event.desc)
+        msg = f"{direction} translator stopped sending events"
+        raise PalabraUnavailable(msg)
+
+    def _on_translated_speech(
+        self, direction: Direction, listener: Role, chunk: SpeechChunk
+    ) -> None:
+        down = self._down[direction]
+        pcm8 = down.process(chunk.pcm)
+        if chunk.last_chunk:
+            pcm8 = np.concatenate((pcm8, down.flush()))
+        uid = chunk.transcription_id
+        if uid not in self._first_speech_at:
+            self._first_speech_at[uid] = chunk.received_at
+        dropped = self._mixers[listener].push_translation(uid, pcm8, chunk.last_chunk)
+        if dropped:
+            log.warning("translation_overflow", direction=str(direction), dropped=list(dropped))
+
+    def _publish_transcript(self, direction: Direction, event: Transcript) -> None:
+        self._publish(
+            TranscriptEvent(
+                call_id=self._call_id,
+                kind=_TRANSCRIPT_KINDS[event.kind],  # type: ignore[arg-type]
+                direction=direction,
+                utterance_id=event.transcription_id,
+                text=event.text,
+                language=event.language,
+                ts=event.received_at,
+                data={},
+            )
+        )
+
+    def _on_translator_notice(self, direction: Direction, code: str, text: str) -> None:
+        count = self._translator_warnings.get(code, 0) + 1
+        self._translator_warnings[code] = count
+        if count == 1:
+            log.warning("translator_notice", direction=str(direction), code=code, message=text)
+
+    # ---- a listener out -----------------------------------------------------------------------
+
+    async def run_output(self, listener: Role, get_leg: Callable[[], Awaitable[MediaLeg]]) -> None:
+        """Play to ``listener``: hold audio until the call is bridged, then the mix, every 20 ms."""
+        leg = await get_leg()
+        await self._started[listener].wait()
+        stream_sid = self._stream_sid[listener]
+        mixer = self._mixers[listener]
+        bell = self._bell[listener]
+        hold_at = 0
+        t0 = trio.current_time()
+        n = 0
+        while True:
+            slot = t0 + n * FRAME_S
+            if self._bridged:
+                with trio.move_on_at(slot + GRACE_S):
+                    while (
+                        mixer.original_queue_ms < FRAME_S * 1000
+                        or slot > trio.current_time() + LEAD_S
+                    ):
+                        await bell.receive()
+                frame = mixer.next_frame()
+                self._send(leg, listener, media_message(stream_sid, ulaw_encode(frame.pcm)))
+                for uid in frame.finished:
+                    self._send(leg, listener, mark_message(stream_sid, MARK_PREFIX + uid))
+            else:
+                await trio.sleep_until(slot)
+                pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
+                self._send(leg, listener, media_message(stream_sid, ulaw_encode(pcm)))
+            n += 1
+            behind = trio.current_time() - (t0 + n * FRAME_S)
+            if behind > RESYNC_S:
+                t0 += behind
+                self._resyncs[listener] += 1
+
+    def _send(self, leg: MediaLeg, listener: Role, message: str) -> None:
+        if leg.send(message):
+            self._frames_out[listener] += 1
+        else:
+            self._dropped_out[listener] += 1
+
+    # ---- reporting ------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "media": {
+                str(role): {
+                    **self._stats[role].as_dict(),
+                    "sent": self._frames_out[role],
+                    "send_dropped": self._dropped_out[role],
+                    "resyncs": self._resyncs[role],
+                    "mixer": self._mixers[role].stats(),
+                }
+                for role in Role
+            },
+            "translator_feed_dropped": {str(d): n for d, n in self._fed_dropped.items()},
+            "translator_notices": dict(self._translator_warnings),
+        }
+
+
+def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
+    """``n`` samples of ``source`` played as a loop from ``at``; returns them and the next index."""
+    end = at + n
+    if end <= len(source):
+        return source[at:end], end % len(source)
+    head = source[at:]
+    rest = n - len(head)
+    return np.concatenate((head, source[:rest])), rest
+
+
+def _load_hold(config: Config) -> Pcm:
+    path = config.media.hold_audio
+    pcm = read_wav_mono(path) if path else hold_chime()
+    if len(pcm) < TWILIO_FRAME_SAMPLES:
+        pcm = np.zeros(TWILIO_FRAME_SAMPLES, dtype=np.int16)
+    return pcm

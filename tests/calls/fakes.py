@@ -1,0 +1,236 @@
+"""In-memory stand-ins for Twilio REST, Palabra links, the transcript hub and Twilio media legs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import numpy as np
+import orjson
+import trio
+from numpy.typing import NDArray
+
+from callbridge.audio import sine, ulaw_decode, ulaw_encode
+from callbridge.calls.legs import MediaLeg
+from callbridge.calls.record import CallRecord
+from callbridge.errors import PalabraUnavailable
+from callbridge.palabra.events import SpeechChunk, Transcript
+from callbridge.roles import Direction, Role
+
+
+@attrs.frozen
+class FakeCallInfo:
+    sid: str
+    status: str = "queued"
+
+
+@attrs.define
+class FakeControl:
+    """Records every REST action; ``create_call`` hands out CA sids."""
+
+    actions: list[tuple[str, ...]] = attrs.Factory(list)
+    _sids: Any = attrs.Factory(lambda: (f"CA{n:032d}" for n in itertools.count(1)))
+    dialed: trio.MemorySendChannel[str] | None = None
+
+    async def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
+    ) -> FakeCallInfo:
+        sid: str = next(self._sids)
+        self.actions.append(("create", to, sid))
+        return FakeCallInfo(sid)
+
+    async def hangup(self, sid: str) -> None:
+        self.actions.append(("hangup", sid))
+
+    async def cancel(self, sid: str) -> None:
+        self.actions.append(("cancel", sid))
+
+    async def update_twiml(self, sid: str, twiml: str) -> None:
+        self.actions.append(("twiml", sid, twiml))
+
+    def kinds(self) -> list[str]:
+        return [a[0] for a in self.actions]
+
+
+class FakeLink:
+    """A ready Palabra link: records fed audio; tests push events or make it fail."""
+
+    def __init__(self, direction: Direction) -> None:
+        self.direction = direction
+        self.fed_samples = 0
+        self._send, self.events = trio.open_memory_channel[Any](100)
+        self.failure = trio.Event()
+        self.closed = False
+
+    def feed(self, pcm24: NDArray[np.int16]) -> bool:
+        self.fed_samples += len(pcm24)
+        return True
+
+    def speak(self, utterance_id: str, freq_hz: float, seconds: float, language: str) -> None:
+        """Emit a translation: transcripts, then 200 ms chunks of a tone at 24 kHz."""
+        now = trio.current_time()
+        self._send.send_nowait(Transcript("validated", utterance_id, "source text", "en", now))
+        self._send.send_nowait(
+            Transcript("translation", utterance_id, "translated text", language, now)
+        )
+        tone = sine(freq_hz, seconds, 24000, 0.5)
+        chunks = np.array_split(tone, max(1, round(seconds / 0.2)))
+        for i, chunk in enumerate(chunks):
+            self._send.send_nowait(
+                SpeechChunk(utterance_id, language, chunk, i == len(chunks) - 1, now)
+            )
+
+
+@attrs.define
+class FakeLinks:
+    """The LinkOpener: opens FakeLinks (after ``ready_delay`` s), or fails to open on request."""
+
+    ready_delay: float = 0.5
+    fail_open: bool = False
+    opened: dict[Direction, FakeLink] = attrs.Factory(dict)
+    all_closed: bool = True
+
+    @asynccontextmanager
+    async def __call__(self, direction: Direction) -> AsyncIterator[FakeLink]:
+        await trio.sleep(self.ready_delay)
+        if self.fail_open:
+            msg = "palabra down"
+            raise PalabraUnavailable(msg)
+        link = FakeLink(direction)
+        self.opened[direction] = link
+        async with trio.open_nursery() as nursery:
+
+            async def fail_on_request() -> None:
+                await link.failure.wait()
+                msg = "link dropped past the reconnect budget"
+                raise PalabraUnavailable(msg)
+
+            nursery.start_soon(fail_on_request)
+            try:
+                yield link
+            finally:
+                link.closed = True
+                nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class FakeSink:
+    events: list[Any] = attrs.Factory(list)
+    records: list[dict[str, Any]] = attrs.Factory(list)
+
+    def publish(self, event: Any) -> None:
+        self.events.append(event)
+
+    def call_updated(self, record: CallRecord) -> None:
+        self.records.append(record.snapshot())
+
+
+class FakePhone:
+    """The Twilio side of one media leg: sends connected/start/media, collects what we play."""
+
+    def __init__(self, leg: MediaLeg, call_sid: str, freq_hz: float | None) -> None:
+        self.leg = leg
+        self.call_sid = call_sid
+        self.stream_sid = "MZ" + call_sid[2:]
+        self.freq_hz = freq_hz
+        self.sequence = itertools.count(1)
+        self.heard: list[NDArray[np.int16]] = []
+        self.marks: list[str] = []
+        self.received_closed = trio.Event()
+        self.speaking = False
+        self.muted = False
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        data = orjson.dumps(message).decode() if isinstance(message, dict) else message
+        await self.leg.socket_in.send(data)
+
+    async def start(self) -> None:
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self.send(
+            {
+                "event": "start",
+                "sequenceNumber": str(next(self.sequence)),
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": "AC" + "0" * 32,
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": {},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
+
+    async def stream(self) -> None:
+        """Send a 20 ms media frame every 20 ms (virtual) time, as Twilio does, until the call ends:
+        a tone while ``speaking``, silence otherwise, nothing while ``muted``."""
+        tone = sine(self.freq_hz or 440.0, 1.0, 8000, 0.3)
+        silence = np.zeros(160, np.int16)
+        start = trio.current_time()
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            for i in itertools.count():
+                await trio.sleep_until(start + i * 0.02)
+                if self.muted:
+                    continue
+                at = (i * 160) % (len(tone) - 160)
+                pcm = tone[at : at + 160] if self.speaking else silence
+                payload = base64.b64encode(ulaw_encode(pcm)).decode()
+                await self.send(
+                    {
+                        "event": "media",
+                        "sequenceNumber": str(next(self.sequence)),
+                        "streamSid": self.stream_sid,
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(i + 1),
+                            "timestamp": str(i * 20),
+                            "payload": payload,
+                        },
+                    }
+                )
+
+    async def talk(self, seconds: float) -> None:
+        self.speaking = True
+        await trio.sleep(seconds)
+        self.speaking = False
+
+    async def stop(self) -> None:
+        await self.send(
+            {
+                "event": "stop",
+                "sequenceNumber": str(next(self.sequence)),
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
+            }
+        )
+
+    async def listen(self) -> None:
+        """Collect everything callbridge plays; echo marks at once (as an empty Twilio buffer does)."""
+        async for message in self.leg.socket_out:
+            body = orjson.loads(message)
+            if body["event"] == "media":
+                self.heard.append(ulaw_decode(base64.b64decode(body["media"]["payload"])))
+            elif body["event"] == "mark":
+                self.marks.append(body["mark"]["name"])
+                echo = {
+                    "event": "mark",
+                    "sequenceNumber": str(next(self.sequence)),
+                    "streamSid": self.stream_sid,
+                    "mark": body["mark"],
+                }
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self.send(echo)
+        self.received_closed.set()
+
+    def heard_pcm(self) -> NDArray[np.int16]:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)
+
+
+def role_freq(role: Role) -> float:
+    return 500.0 if role is Role.CALLER else 800.0

@@ -1,0 +1,331 @@
+"""A whole call in one nursery, on the mock clock: dial-out, bridge, media, and every way it ends."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+import trio
+import trio.testing
+
+from callbridge.audio import tone_power_db
+from callbridge.calls.session import CallDeps, CallSession
+from callbridge.calls.supervisor import CallSupervisor, OperatorPool
+from callbridge.config import Config, load_config
+from callbridge.roles import Direction, Role
+from callbridge.telephony.status import StatusUpdate
+from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq
+
+OPERATORS = ["+15550000001", "+15550000002", "+15550000003"]
+CALLER_SID = "CA" + "c" * 32
+
+
+def make_config(**env: str) -> Config:
+    base = {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "token",
+        "TWILIO_NUMBER": "+15559990000",
+        "PALABRA_API_KEY": "key",
+        "CALLBRIDGE_OPERATORS_NUMBERS": ",".join(OPERATORS),
+        "CALLBRIDGE_SERVER_PUBLIC_URL": "https://bridge.example.com",
+        "CALLBRIDGE_MEDIA_LEG_IDLE_TIMEOUT_S": "3",
+    }
+    return load_config(None, {**base, **env})
+
+
+@attrs.define
+class Harness:
+    config: Config
+    control: FakeControl
+    links: FakeLinks
+    sink: FakeSink
+    supervisor: CallSupervisor
+    nursery: trio.Nursery
+
+    def status(self, session: CallSession, sid: str, status: str, seq: int = 0) -> None:
+        session.on_status(Role.OPERATOR, StatusUpdate(sid, status, seq, None, None, None))
+
+    async def dialed(self, count: int = 1) -> str:
+        """Wait until ``count`` operator calls were created; the last one's sid."""
+        while sum(1 for a in self.control.actions if a[0] == "create") < count:
+            await trio.sleep(0.01)
+        return [a for a in self.control.actions if a[0] == "create"][-1][2]
+
+    async def caller_on_hold(self, session: CallSession) -> FakePhone:
+        await trio.testing.wait_all_tasks_blocked()
+        leg = session.attach_leg(Role.CALLER)
+        assert leg is not None
+        phone = FakePhone(leg, CALLER_SID, role_freq(Role.CALLER))
+        self.nursery.start_soon(phone.listen)
+        await phone.start()
+        self.nursery.start_soon(phone.stream)
+        return phone
+
+    async def bridged_call(self) -> tuple[CallSession, FakePhone, FakePhone]:
+        session = self.supervisor.admit(caller_sid=CALLER_SID, caller_number="+15551112222")
+        assert session is not None
+        caller = await self.caller_on_hold(session)
+        sid = await self.dialed()
+        self.status(session, sid, "ringing", 1)
+        assert session.operator_answered(sid)
+        await trio.testing.wait_all_tasks_blocked()
+        leg = session.attach_leg(Role.OPERATOR)
+        assert leg is not None
+        operator = FakePhone(leg, sid, role_freq(Role.OPERATOR))
+        self.nursery.start_soon(operator.listen)
+        await operator.start()
+        self.nursery.start_soon(operator.stream)
+        while session.record.status != "connected":
+            await trio.sleep(0.01)
+        return session, caller, operator
+
+    async def ended(self, session: CallSession) -> str:
+        with trio.fail_after(60):
+            while self.supervisor.find(session.record.id) is not None:
+                await trio.sleep(0.01)
+        assert session.record.end_reason is not None
+        return session.record.end_reason
+
+    def assert_nothing_left(self, *phones: FakePhone) -> None:
+        assert self.supervisor.active_count == 0
+        assert all(link.closed for link in self.links.opened.values())
+        for phone in phones:
+            assert phone.received_closed.is_set(), "media socket left open"
+        assert self.sink.records[-1]["status"] == "ended"
+
+
+@asynccontextmanager
+async def harness(config: Config | None = None, **links: Any) -> AsyncIterator[Harness]:
+    config = config or make_config()
+    control, fake_links, sink = FakeControl(), FakeLinks(**links), FakeSink()
+    deps = CallDeps(config, control, fake_links, sink, OperatorPool(config.operators.numbers))
+    supervisor = CallSupervisor(deps)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        yield Harness(config, control, fake_links, sink, supervisor, nursery)
+        nursery.cancel_scope.cancel()
+
+
+class TestHappyPath:
+    async def test_bridged_call_translates_both_ways_and_ends_on_caller_hangup(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            async with trio.open_nursery() as talk:
+                talk.start_soon(caller.talk, 2.0)
+                talk.start_soon(operator.talk, 2.0)
+                await trio.sleep(0.5)
+                h.links.opened[Direction.CALLER_TO_OPERATOR].speak("u1", 1300, 1.0, "es")
+                h.links.opened[Direction.OPERATOR_TO_CALLER].speak("u2", 2000, 1.0, "en")
+            await trio.sleep(0.5)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            op_sid = session.record.operator_sid
+            assert ("hangup", op_sid) in h.control.actions
+            assert ("hangup", CALLER_SID) not in h.control.actions
+            h.assert_nothing_left(caller, operator)
+            # Each side hears the other's original and the other's translation, never their own.
+            op_heard, caller_heard = operator.heard_pcm(), caller.heard_pcm()
+            assert tone_power_db(op_heard, 1300) > tone_power_db(op_heard, 2000) + 30
+            assert tone_power_db(op_heard, 500) > tone_power_db(op_heard, 800) + 30
+            assert tone_power_db(caller_heard, 2000) > tone_power_db(caller_heard, 1300) + 30
+            assert tone_power_db(caller_heard, 800) > tone_power_db(caller_heard, 500) + 30
+            # Both translators got the speakers' audio at 24 kHz.
+            assert h.links.opened[Direction.CALLER_TO_OPERATOR].fed_samples >= 24000 * 1.9
+            # Marks tell when each translation finished playing, and reach the transcript.
+            assert operator.marks == ["u:u1"]
+            assert caller.marks == ["u:u2"]
+            played = {e.utterance_id for e in h.sink.events if e.kind == "played"}
+            assert played == {"u1", "u2"}
+            assert session.record.answered_at is not None
+
+    async def test_output_is_continuous_without_gaps(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            before = len(operator.heard)
+            start = trio.current_time()
+            await caller.talk(
+                3.0
+            )  # the operator is silent: Twilio still sends their (silent) frames
+            elapsed = trio.current_time() - start
+            frames = len(operator.heard) - before
+            assert abs(frames - elapsed / 0.02) <= 2
+            await operator.stop()
+            assert await h.ended(session) == "operator_hangup"
+            assert ("hangup", CALLER_SID) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_caller_hears_hold_audio_while_operator_rings(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            await trio.sleep(2.0)
+            held = caller.heard_pcm()
+            assert len(held) >= 8000 * 1.9  # 20 ms frames, continuously
+            assert np.abs(held).max() > 0  # not silence
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            sid = next(a for a in h.control.actions if a[0] == "create")[2]
+            assert ("cancel", sid) in h.control.actions  # the ringing operator is cancelled
+            h.assert_nothing_left(caller)
+
+
+class TestDialing:
+    async def test_no_answer_then_second_operator(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            first = await h.dialed(1)
+            h.status(session, first, "ringing", 1)
+            h.status(session, first, "no-answer", 2)
+            h.status(session, first, "no-answer", 2)  # duplicated callback
+            second = await h.dialed(2)
+            assert second != first
+            creates = [a for a in h.control.actions if a[0] == "create"]
+            assert creates[0][1] != creates[1][1]  # another operator's number
+            h.status(session, first, "ringing", 1)  # late, out of order: ignored
+            assert session.operator_answered(second)
+            assert not session.operator_answered(first)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            h.assert_nothing_left(caller)
+
+    async def test_all_operators_busy_means_apology(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            for attempt in range(1, 4):
+                sid = await h.dialed(attempt)
+                h.status(session, sid, "busy", 1)
+            assert await h.ended(session) == "no_operator"
+            apology = [a for a in h.control.actions if a[0] == "twiml"]
+            assert apology
+            assert apology[0][1] == CALLER_SID
+            assert "<Say" in apology[0][2]
+            h.assert_nothing_left(caller)
+
+    async def test_ring_timeout_without_any_callback_cancels_and_moves_on(
+        self, autojump_clock: Any
+    ) -> None:
+        config = make_config(
+            CALLBRIDGE_OPERATORS_MAX_ATTEMPTS="1", CALLBRIDGE_OPERATORS_RING_TIMEOUT_S="10"
+        )
+        async with harness(config) as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            await h.caller_on_hold(session)
+            sid = await h.dialed(1)
+            assert await h.ended(session) == "no_operator"
+            assert ("cancel", sid) in h.control.actions
+
+
+class TestFailures:
+    async def test_translator_failure_mid_call_ends_call_cleanly(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            h.links.opened[Direction.OPERATOR_TO_CALLER].failure.set()
+            assert await h.ended(session) == "translation_failed"
+            assert any(a[0] == "twiml" and a[1] == CALLER_SID for a in h.control.actions)
+            assert ("hangup", session.record.operator_sid) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_translator_that_cannot_open_ends_call(self, autojump_clock: Any) -> None:
+        async with harness(fail_open=True) as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            assert await h.ended(session) == "translation_failed"
+            h.assert_nothing_left(caller)
+
+    async def test_operator_socket_closing_without_stop_is_a_hangup(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            operator.leg.socket_in.close()
+            assert await h.ended(session) == "operator_hangup"
+            assert ("hangup", CALLER_SID) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_leg_sending_nothing_valid_times_out(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            caller.muted = True
+            with contextlib.suppress(trio.BrokenResourceError):
+                for _ in range(200):  # garbage keeps arriving, but nothing valid
+                    await caller.send("not json")
+                    await caller.send(b"\x00\x01")
+                    await trio.sleep(0.02)
+            assert await h.ended(session) == "leg_timeout"
+            assert ("hangup", session.record.operator_sid) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_second_leg_never_arriving_ends_the_call(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            sid = await h.dialed()
+            assert session.operator_answered(sid)
+            start = trio.current_time()
+            assert await h.ended(session) == "media_timeout"
+            assert trio.current_time() - start == pytest.approx(
+                h.config.media.legs_connect_timeout_s, abs=0.5
+            )
+            assert ("hangup", sid) in h.control.actions
+            h.assert_nothing_left(caller)
+
+    async def test_operator_completed_status_ends_call(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            sid = session.record.operator_sid
+            assert sid is not None
+            h.status(session, sid, "completed", 5)
+            h.status(session, sid, "completed", 5)
+            assert await h.ended(session) == "operator_hangup"
+            assert ("hangup", sid) not in h.control.actions  # already gone
+            h.assert_nothing_left(caller, operator)
+
+
+class TestSupervisor:
+    async def test_max_calls_refuses_and_other_calls_are_untouched(
+        self, autojump_clock: Any
+    ) -> None:
+        config = make_config(CALLBRIDGE_SERVER_MAX_CALLS="1")
+        async with harness(config) as h:
+            session, caller, _operator = await h.bridged_call()
+            assert h.supervisor.admit(caller_sid="CA" + "d" * 32, caller_number="+1") is None
+            assert (
+                h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1") is session
+            )  # retried webhook
+            assert session.record.status == "connected"
+            await caller.stop()
+            await h.ended(session)
+
+    async def test_drain_ends_calls_with_reason_shutdown(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            await h.supervisor.drain(1.0)
+            assert session.record.end_reason == "shutdown"
+            await trio.testing.wait_all_tasks_blocked()
+            assert h.supervisor.admit(caller_sid="CA" + "e" * 32, caller_number="+1") is None
+            h.assert_nothing_left(caller, operator)
+
+    def test_operator_pool_round_robins_idle_numbers(self) -> None:
+        pool = OperatorPool(["a", "b", "c"])
+        first = pool.acquire(set())
+        second = pool.acquire(set())
+        assert {first, second} <= {"a", "b", "c"}
+        assert first != second
+        assert pool.acquire({"a", "b", "c"}) is None
+        pool.release("a")
+        assert pool.idle.count("a") == 1
