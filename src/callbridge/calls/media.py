@@ -318,20 +318,33 @@ class CallMedia:
     # ---- reporting ------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "media": {
-                str(role): {
-                    **self._stats[role].as_dict(),
-                    "sent": self._frames_out[role],
-                    "send_dropped": self._dropped_out[role],
-                    "resyncs": self._resyncs[role],
-                    "mixer": self._mixers[role].stats(),
-                }
-                for role in Role
-            },
-            "translator_feed_dropped": {str(d): n for d, n in self._fed_dropped.items()},
-            "translator_notices": dict(self._translator_warnings),
-        }
+        """Counters for the call's summary line; zeros are left out to keep the line readable."""
+        return _without_zeros(
+            {
+                "media": {
+                    str(role): {
+                        **self._stats[role].as_dict(),
+                        "sent": self._frames_out[role],
+                        "send_dropped": self._dropped_out[role],
+                        "resyncs": self._resyncs[role],
+                        "mixer": self._mixers[role].stats(),
+                    }
+                    for role in Role
+                },
+                "translator_feed_dropped": {str(d): n for d, n in self._fed_dropped.items()},
+                "translator_notices": dict(self._translator_warnings),
+            }
+        )
+
+
+def _without_zeros(node: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            value = _without_zeros(value)
+        if value or value is False:
+            result[key] = value
+    return result
 
 
 def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
