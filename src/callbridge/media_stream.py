@@ -372,7 +372,8 @@ class MediaStats:
                 self.gap_ms += event.timestamp_ms - expected
             self._next_timestamp_ms = event.timestamp_ms + len(event.payload) // 8
         elif isinstance(event, Invalid):
-            self.invalid[event.reason] = self.invalid.get(event.reason, 0) + 1
+            key = event.reason.value  # plain str keys: safe for any JSON renderer
+            self.invalid[key] = self.invalid.get(key, 0) + 1
         elif isinstance(event, Mark):
             self.marks_in += 1
         elif isinstance(event, Dtmf):
