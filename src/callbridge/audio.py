@@ -380,7 +380,9 @@ _BELL_PARTIALS: Final = ((1.0, 1.0, 0.9), (2.0, 0.35, 0.5), (2.76, 0.18, 0.3), (
 _CHIME_NOTES: Final = ((0.0, 659.25), (0.5, 523.25), (1.0, 587.33), (1.5, 392.0))
 _CHIME_LENGTH_S: Final = 4.0
 _CHIME_PEAK: Final = 0.2  # of full scale (about -14 dBFS): background, not an alarm
-_CHIME_FADE_S: Final = 0.01
+_CHIME_FADE_S: Final = 0.01  # attack of each strike
+_CHIME_TAIL_FADE_S: Final = 1.5  # fade-out of the whole pattern
+_CHIME_REST_S: Final = 0.25  # exact silence at the end of each loop
 
 
 def hold_chime(rate: int = TWILIO_RATE) -> Pcm:
@@ -399,9 +401,11 @@ def hold_chime(rate: int = TWILIO_RATE) -> Pcm:
             strike += level * np.exp(-t / tau) * np.sin(2.0 * math.pi * note * ratio * t)
         strike *= np.minimum(1.0, t / _CHIME_FADE_S)
         out[first:] += strike
-    # Global fade-out over the last second so the loop point is silent.
-    fade = round(1.0 * rate)
-    out[-fade:] *= np.linspace(1.0, 0.0, fade)
+    # Raised-cosine fade to exact silence, then a rest, so the loop point has no seam.
+    fade_end = round((_CHIME_LENGTH_S - _CHIME_REST_S) * rate)
+    fade = round(_CHIME_TAIL_FADE_S * rate)
+    out[fade_end - fade : fade_end] *= 0.5 + 0.5 * np.cos(np.linspace(0.0, math.pi, fade))
+    out[fade_end:] = 0.0
     out *= _CHIME_PEAK * INT16_MAX / np.max(np.abs(out))
     return to_int16(out)
 
