@@ -1,0 +1,258 @@
+"""Scenario model of the fake Twilio: who calls, how operators answer, which faults fire.
+
+A scenario is plain JSON (see the package docstring for the full format). Every section and key
+is optional; unknown keys are errors so a typo cannot silently change a test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "FAULT_KINDS",
+    "OUTCOMES",
+    "REST_ENDPOINTS",
+    "CallbackOptions",
+    "CallerSpec",
+    "Fault",
+    "OperatorSpec",
+    "RestError",
+    "Scenario",
+    "ScenarioError",
+    "ScriptOptions",
+    "Timing",
+    "ToneSpec",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+OUTCOMES = ("answer", "busy", "no-answer", "failed")
+FAULT_KINDS = (
+    "bad_signature",
+    "missing_signature",
+    "abrupt_close",
+    "binary_frame",
+    "malformed_json",
+    "slow_reader",
+)
+REST_ENDPOINTS = ("create", "update", "fetch")
+SIGNATURE_TARGETS = ("all", "webhooks", "websocket")
+
+
+class ScenarioError(ValueError):
+    """The scenario JSON is malformed; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@attrs.frozen
+class ToneSpec:
+    """Tone-mode voice: bursts of a party's frequency separated by mu-law silence."""
+
+    on_s: float = 1.2
+    off_s: float = 1.8
+    start_delay_s: float = 0.3  # silence first, like a person who needs a moment
+    level_dbfs: float = -12.0
+
+
+@attrs.frozen
+class CallerSpec:
+    from_: str = "+15550100001"
+    to: str = "+15550100000"
+    start_after_s: float | None = None  # None: wait for POST /_sim/call
+    hangup_at_s: float | None = None  # seconds after the call started ringing our number
+    hangup_while_operator_rings: bool = False
+    hangup_ring_delay_s: float = 0.0  # after the operator's phone starts ringing
+    status_callback: str | None = None  # the number's configured StatusCallback (absolute URL)
+    voice: str = "tone"  # tone | silence | script
+
+
+@attrs.frozen
+class OperatorSpec:
+    outcome: str = "answer"  # answer | busy | no-answer | failed
+    answer_delay_s: float = 1.0  # ringing time before answering; > Timeout means no-answer
+    hangup_at_s: float | None = None  # seconds after answering
+    voice: str = "tone"
+
+
+@attrs.frozen
+class Fault:
+    """One fault switch. Stream faults fire ``at_s`` after the party's stream started."""
+
+    kind: str
+    party: str | None = None  # caller | operator | None (any)
+    at_s: float = 0.0
+    duration_s: float = 1.0  # slow_reader: how long the sim stops reading
+    target: str = "all"  # signature faults: all | webhooks | websocket
+    times: int | None = None  # signature faults: how many requests (None: all)
+    on_hangup: bool = False  # abrupt_close: drop the socket at hang-up instead of at_s
+
+
+@attrs.frozen
+class RestError:
+    endpoint: str  # create | update | fetch
+    status: int = 429
+    times: int = 1
+
+
+@attrs.frozen
+class CallbackOptions:
+    duplicate: bool = False  # deliver every status callback twice
+    reorder: bool = False  # swap each pair of consecutive callbacks of a call
+    hold_s: float = 1.0  # reorder: how long a callback waits for a successor to overtake it
+
+
+@attrs.frozen
+class Timing:
+    say_ms_per_char: float = 60.0
+    say_max_s: float = 10.0
+    play_nominal_s: float = 2.0  # one loop of <Play>; the URL is recorded, not fetched
+    ring_delay_s: float = 0.1  # initiated -> ringing
+    busy_delay_s: float = 0.5
+    fail_delay_s: float = 0.2
+    webhook_timeout_s: float = 15.0  # Twilio's whole-response limit (error 11205)
+    stream_connect_timeout_s: float = 10.0
+    stop_timeout_s: float = 2.0  # stop + close handshake before the socket is dropped
+
+
+@attrs.frozen
+class ScriptOptions:
+    """Script mode: turn-taking rule knobs (see ``conversation.py``)."""
+
+    path: str
+    settle_s: float = 0.4  # heard audio this soon after the turn ended is its ducked original
+    quiet_s: float = 0.7  # silence that means the listener finished hearing
+    translation_wait_s: float = 8.0  # no translation heard by then: go on after quiet_s
+    turn_timeout_s: float = 30.0  # hard limit per turn
+
+
+@attrs.frozen
+class Scenario:
+    caller: CallerSpec = CallerSpec()
+    operators: Mapping[str, OperatorSpec] = attrs.field(factory=dict)
+    default_operator: OperatorSpec = OperatorSpec()
+    callbacks: CallbackOptions = CallbackOptions()
+    rest_errors: tuple[RestError, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    timing: Timing = Timing()
+    tone: ToneSpec = ToneSpec()
+    script: ScriptOptions | None = None
+    ended_call_update_code: int = 20404  # REST Status=completed on an ended call: 20404 | 21220
+
+    def operator(self, number: str) -> OperatorSpec:
+        return self.operators.get(number, self.default_operator)
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"cannot read scenario {path}: {exc}"
+        raise ScenarioError([msg]) from exc
+    return scenario_from_dict(data, base_dir=path.parent)
+
+
+def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ScenarioError(["scenario must be a JSON object"])
+    known = {
+        "caller", "operators", "default_operator", "callbacks", "rest_errors", "faults",
+        "timing", "tone", "script", "ended_call_update_code",
+    }  # fmt: skip
+    problems += [f"unknown key {k!r}" for k in data if k not in known]
+    kw: dict[str, Any] = {}
+    simple = {
+        "caller": CallerSpec,
+        "default_operator": OperatorSpec,
+        "callbacks": CallbackOptions,
+        "timing": Timing,
+        "tone": ToneSpec,
+    }
+    for key, cls in simple.items():
+        if key in data:
+            kw[key] = _build(cls, data[key], key, problems)
+    if "operators" in data:
+        ops = data["operators"]
+        if isinstance(ops, dict):
+            kw["operators"] = {
+                n: _build(OperatorSpec, v, f"operators.{n}", problems) for n, v in ops.items()
+            }
+        else:
+            problems.append("operators must be an object keyed by phone number")
+    kw["rest_errors"] = tuple(
+        _build_list(RestError, data.get("rest_errors", []), "rest_errors", problems)
+    )
+    kw["faults"] = tuple(_build_list(Fault, data.get("faults", []), "faults", problems))
+    if data.get("script") is not None:
+        script = data["script"]
+        if isinstance(script, str):
+            script = {"path": script}
+        built = _build(ScriptOptions, script, "script", problems)
+        if built is not None and base_dir is not None and not Path(built.path).is_absolute():
+            built = attrs.evolve(built, path=str(base_dir / built.path))
+        kw["script"] = built
+    if "ended_call_update_code" in data:
+        kw["ended_call_update_code"] = data["ended_call_update_code"]
+    scenario = Scenario(**kw) if not problems else None
+    if scenario is not None:
+        problems += validate_scenario(scenario)
+    if problems or scenario is None:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def validate_scenario(s: Scenario) -> list[str]:
+    problems: list[str] = []
+    for number, op in [("default_operator", s.default_operator), *s.operators.items()]:
+        if op.outcome not in OUTCOMES:
+            problems.append(f"operator {number}: outcome must be one of {OUTCOMES}")
+    for f in s.faults:
+        if f.kind not in FAULT_KINDS:
+            problems.append(f"fault kind {f.kind!r} not in {FAULT_KINDS}")
+        if f.target not in SIGNATURE_TARGETS:
+            problems.append(f"fault target {f.target!r} not in {SIGNATURE_TARGETS}")
+        if f.party not in (None, "caller", "operator"):
+            problems.append(f"fault party {f.party!r} must be caller or operator")
+    for e in s.rest_errors:
+        if e.endpoint not in REST_ENDPOINTS:
+            problems.append(f"rest error endpoint {e.endpoint!r} not in {REST_ENDPOINTS}")
+        if not (e.status == 429 or 500 <= e.status <= 599):
+            problems.append(f"rest error status {e.status} must be 429 or 5xx")
+    if s.ended_call_update_code not in (20404, 21220):
+        problems.append("ended_call_update_code must be 20404 or 21220")
+    return problems
+
+
+def _build(cls: type[Any], data: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{where} must be an object")
+        return None
+    names = {f.name for f in attrs.fields(cls)}
+    kw: dict[str, Any] = {}
+    for key, value in data.items():
+        name = "from_" if key == "from" else key
+        if name not in names:
+            problems.append(f"{where}: unknown key {key!r}")
+            continue
+        kw[name] = value
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _build_list(cls: type[Any], data: Any, where: str, problems: list[str]) -> list[Any]:
+    if not isinstance(data, list):
+        problems.append(f"{where} must be a list")
+        return []
+    built = [_build(cls, item, f"{where}[{i}]", problems) for i, item in enumerate(data)]
+    return [b for b in built if b is not None]
