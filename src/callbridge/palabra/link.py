@@ -486,8 +486,8 @@ class PalabraLink:
             self.stats.eos_received += 1
             conn.ended.set()
         elif isinstance(item, ServerError):
-            self._on_error(item, conn)
-            await self._emit(item)
+            if self._on_error(item, conn):
+                await self._emit(item)
         elif isinstance(item, Ignored):
             self.stats.ignored_frames += 1
         elif isinstance(item, Unknown):
@@ -515,10 +515,11 @@ class PalabraLink:
         elif not conn.ready.is_set():
             log.info("palabra_task_not_running", status=item.status)
 
-    def _on_error(self, error: ServerError, conn: _Connection) -> None:
+    def _on_error(self, error: ServerError, conn: _Connection) -> bool:
+        """True when the error is for the consumer (after readiness)."""
         if not conn.ready.is_set():
             if error.code == "NOT_FOUND":  # older servers: the task is not running yet
-                return
+                return False
             log.error(
                 "palabra_task_rejected",
                 direction=self.direction.value,
@@ -530,6 +531,7 @@ class PalabraLink:
         log.warning(
             "palabra_server_error", direction=self.direction.value, code=error.code, desc=error.desc
         )
+        return True
 
     def _on_unknown(self, item: Unknown) -> None:
         seen = self.stats.unknown_types
