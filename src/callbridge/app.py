@@ -6,6 +6,7 @@ from quart_trio import QuartTrio
 
 from callbridge import __version__
 from callbridge.services import Services
+from callbridge.web.routes import create_web_blueprint
 from callbridge.webhooks import create_webhooks_blueprint
 
 __all__ = ["create_app"]
@@ -18,6 +19,8 @@ def create_app(services: Services) -> QuartTrio:
             services.config, services.supervisor, services.signatures, services.counters
         )
     )
+
+    app.register_blueprint(create_web_blueprint(services.transcripts, services.config))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
