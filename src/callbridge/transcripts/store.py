@@ -13,8 +13,8 @@ Resource handling: ``start()`` opens the database and starts the writer; ``close
 after everything already queued and joins the thread, so a clean shutdown loses nothing.
 
 Error handling: a full queue drops the write (logged, counted in ``stats``) instead of blocking the
-caller, who may be on the audio path. A failing batch is rolled back, logged and counted; the writer
-carries on with the next one.
+caller, who may be on the audio path. A failing batch is rolled back and retried one write at a
+time, so only the bad write is lost (logged, counted); the writer carries on.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -32,7 +32,14 @@ import trio
 
 from callbridge.log import get_logger
 
-__all__ = ["CALL_COLUMNS", "UTTERANCE_COLUMNS", "StoreStats", "TranscriptStore"]
+__all__ = [
+    "CALL_COLUMNS",
+    "UTTERANCE_COLUMNS",
+    "StoreStats",
+    "TranscriptStore",
+    "get_call_sync",
+    "list_calls_sync",
+]
 
 log = get_logger("callbridge.transcripts.store")
 
@@ -149,7 +156,7 @@ class StoreStats:
     queued: int = 0
     written: int = 0
     dropped: int = 0
-    failed_batches: int = 0
+    failed_writes: int = 0
     pruned_calls: int = 0
 
 
@@ -305,21 +312,29 @@ class TranscriptStore:
 
     def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         writes = [op for op in batch if not isinstance(op, _Barrier | _Stop)]
-        if writes:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for op in writes:
-                    self._execute(conn, op)
-                conn.execute("COMMIT")
-                self.stats.written += len(writes)
-            except sqlite3.Error as exc:
-                self.stats.failed_batches += 1
-                log.error("store_write_failed", error=str(exc), operations=len(writes))
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+        if writes and not self._commit(conn, writes):
+            # One bad row must not cost its neighbours: retry the batch one write at a time.
+            for op in writes:
+                if not self._commit(conn, [op]):
+                    self.stats.failed_writes += 1
         for marker in batch:
             if isinstance(marker, _Barrier):
                 marker.done()
+
+    def _commit(self, conn: sqlite3.Connection, writes: Sequence[_Op]) -> bool:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in writes:
+                self._execute(conn, op)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(writes) == 1:
+                log.error("store_write_failed", error=str(exc), op=type(writes[0]).__name__)
+            return False
+        self.stats.written += len(writes)
+        return True
 
     def _execute(self, conn: sqlite3.Connection, op: _Op) -> None:
         if isinstance(op, _Call):
