@@ -1,0 +1,150 @@
+"""Shared helpers for the Palabra simulator tests: a client speaking the wire protocol."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import orjson
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from callbridge.sim.palabra import RunningSim, SimOptions
+
+__all__ = [
+    "FAST",
+    "API_KEY",
+    "Client",
+    "dominant_hz",
+    "open_client",
+    "silence",
+    "task",
+    "tone",
+]
+
+API_KEY = "sim-api-key"
+# Short everything so each test takes well under a second or two of real time.
+FAST: dict[str, Any] = {
+    "ready_delay_s": 0.2,
+    "translation_delay_s": 0.02,
+    "tts_delay_s": 0.02,
+    "output_speedup": 50.0,
+    "queue_status_interval_s": 0.2,
+    "min_speech_s": 0.06,
+    "partial_interval_s": 0.2,
+}
+
+
+def fast_options(**overrides: Any) -> SimOptions:
+    return SimOptions(**{**FAST, **overrides})
+
+
+def task(
+    source: str = "en",
+    target: str = "es",
+    *,
+    silence: float = 0.3,
+    rate: int = 24000,
+    output: bool = True,
+    allowed: list[str] | None = None,
+    partials: bool = False,
+) -> dict[str, Any]:
+    pipeline: dict[str, Any] = {
+        "transcription": {
+            "source_language": source,
+            "segment_confirmation_silence_threshold": silence,
+        },
+        "translations": [
+            {
+                "target_language": target,
+                "speech_generation": {},
+                "translate_partial_transcriptions": partials,
+            }
+        ],
+    }
+    if allowed is not None:
+        pipeline["allowed_message_types"] = allowed
+    return {
+        "input_stream": {
+            "content_type": "audio",
+            "source": {"type": "ws", "format": "pcm_s16le", "sample_rate": rate, "channels": 1},
+        },
+        "output_stream": (
+            {"content_type": "audio", "target": {"type": "ws", "format": "pcm_s16le"}}
+            if output
+            else None
+        ),
+        "pipeline": pipeline,
+    }
+
+
+def tone(hz: float, seconds: float, rate: int = 24000, amplitude: float = 0.3) -> bytes:
+    t = np.arange(round(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * hz * t) * amplitude * 32767).astype("<i2").tobytes()
+
+
+def silence(seconds: float, rate: int = 24000) -> bytes:
+    return bytes(2 * round(seconds * rate))
+
+
+def dominant_hz(pcm: bytes, rate: int = 24000) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
+
+
+class Client:
+    """A thin protocol client over trio-websocket that decodes every frame."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, message_type: str, data: dict[str, Any]) -> None:
+        await self.ws.send_message(orjson.dumps({"message_type": message_type, "data": data}))
+
+    async def send_audio(self, pcm: bytes) -> None:
+        await self.send("input_audio_data", {"data": base64.b64encode(pcm).decode()})
+
+    async def stream(self, pcm: bytes, *, chunk_s: float = 0.1, rate: int = 24000) -> None:
+        """Real-time pacing: absolute schedule, first chunk immediately (like the SDK)."""
+        step = round(chunk_s * rate) * 2
+        start = trio.current_time()
+        for i, at in enumerate(range(0, len(pcm), step)):
+            await trio.sleep_until(start + i * chunk_s)
+            await self.send_audio(pcm[at : at + step])
+
+    async def receive(self) -> dict[str, Any]:
+        message = orjson.loads(await self.ws.get_message())
+        if isinstance(message.get("data"), str):
+            message["data"] = orjson.loads(message["data"])
+        self.seen.append(message)
+        return dict(message)
+
+    async def until(self, message_type: str) -> dict[str, Any]:
+        """Next message of this type; the others stay in ``seen``."""
+        while True:
+            message = await self.receive()
+            if message.get("message_type") == message_type:
+                return message
+
+    async def ready(self, task_data: dict[str, Any]) -> dict[str, Any]:
+        await self.send("set_task", task_data)
+        return await self.until("task_status")
+
+    def of_type(self, message_type: str) -> list[dict[str, Any]]:
+        return [m for m in self.seen if m.get("message_type") == message_type]
+
+
+@asynccontextmanager
+async def open_client(
+    sim: RunningSim, token: str | None = API_KEY, *, segment: str = "abc123"
+) -> AsyncIterator[Client]:
+    url = f"{sim.state.ws_base}/streaming-api/{segment}/v1/speech-to-speech/stream"
+    if token is not None:
+        url += f"?token={token}"
+    async with open_websocket_url(url) as ws:
+        yield Client(ws)
