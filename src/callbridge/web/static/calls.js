@@ -7,7 +7,7 @@
   const recentList = document.getElementById('recent');
 
   function card(call) {
-    const li = CB.el('li', `call-card status-${call.status}`);
+    const li = CB.el('li', `call-card is-${call.status}`);
     li.dataset.callId = call.id;
     const link = CB.el('a', 'call-link');
     link.href = `/calls/${encodeURIComponent(call.id)}`;
