@@ -40,7 +40,10 @@ class WsConn:
 
     async def recv(self) -> Any:
         raw = await websocket.receive()
-        msg = json.loads(raw) if isinstance(raw, str) else raw
+        try:
+            msg = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            msg = raw  # the sim's malformed-JSON fault
         self.received.append((time.time(), msg))
         if isinstance(msg, dict) and msg.get("event") == "start":
             self.stream_sid = msg["streamSid"]

@@ -92,6 +92,7 @@ class StreamSession:
     _stop_kind: str = "stopped"
     _send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     _read_paused_until: float = 0.0
+    _read_scope: trio.CancelScope | None = None
     _warned: set[int] = attrs.field(factory=set)
     _run_len: int = 0
 
@@ -244,12 +245,18 @@ class StreamSession:
             if self._read_paused_until > trio.current_time():
                 await trio.sleep_until(self._read_paused_until)
                 continue
-            try:
-                message = await ws.get_message()
-            except ConnectionClosed:
-                app_closed.set()
-                return
-            await self._handle(ws, message)
+            with trio.CancelScope() as scope:
+                # The slow-reader fault cancels this wait, so the pause starts at once rather
+                # than after the next message (get_message is cancel-safe).
+                self._read_scope = scope
+                try:
+                    message = await ws.get_message()
+                except ConnectionClosed:
+                    app_closed.set()
+                    return
+            self._read_scope = None
+            if not scope.cancelled_caught:
+                await self._handle(ws, message)
 
     async def _handle(self, ws: Any, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -343,6 +350,8 @@ class StreamSession:
                     await ws.send_message('{"event": "media", "sequenceNumber": ')
             elif fault.kind == "slow_reader":
                 self._read_paused_until = trio.current_time() + fault.duration_s
+                if self._read_scope is not None:
+                    self._read_scope.cancel()
 
     def report(self) -> dict[str, Any]:
         return {

@@ -68,6 +68,7 @@ async def serve_twilio_sim(
             with trio.CancelScope(shield=True), trio.move_on_after(DRAIN_S):
                 await sim.end_all()
                 await sim.drained()
+                await sim.webhooks.wait_idle()
             if options.out_dir is not None:
                 files = sim.write_wavs(options.out_dir)
                 log.info("wavs_written", files=files)

@@ -84,6 +84,13 @@ class WebhookClient:
     signer: Signer
     timeout_s: float
     log: list[dict[str, Any]] = attrs.field(factory=list)
+    in_flight: int = 0
+    _idle: trio.Event = attrs.field(factory=trio.Event)
+
+    async def wait_idle(self) -> None:
+        """Until no request is in flight (shutdown drains instead of cancelling requests)."""
+        while self.in_flight:
+            await self._idle.wait()
 
     async def request(
         self,
@@ -114,6 +121,7 @@ class WebhookClient:
         }
         self.log.append(entry)
         started = trio.current_time()
+        self.in_flight += 1
         try:
             if method == "GET":
                 response = await self.http.get(target, headers=headers, timeout=self.timeout_s)
@@ -127,6 +135,11 @@ class WebhookClient:
         except httpx.HTTPError as exc:
             log.warning("webhook_failed", url=url, kind=kind, error=type(exc).__name__)
             result = WebhookResult(None, "", "11200")
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+                self._idle = trio.Event()
         entry.update(
             status=result.status,
             latency_ms=round((trio.current_time() - started) * 1000, 1),
