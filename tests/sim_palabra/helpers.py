@@ -21,8 +21,10 @@ __all__ = [
     "dominant_hz",
     "open_client",
     "silence",
+    "stream_path",
     "task",
     "tone",
+    "upgrade_status",
 ]
 
 API_KEY = "sim-api-key"
@@ -139,6 +141,32 @@ class Client:
         return [m for m in self.seen if m.get("message_type") == message_type]
 
 
+async def upgrade_status(sim: RunningSim, target: str) -> int:
+    """Status of a raw WebSocket upgrade request. (trio-websocket's client leaks its socket when
+    a handshake is rejected, which the warnings-are-errors policy would turn into a failure.)"""
+    port = sim.port
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request.encode())
+        head = b""
+        while b"\r\n" not in head:
+            data = await stream.receive_some(4096)
+            if not data:
+                break
+            head += data
+    return int(head.split(b" ", 2)[1])
+
+
+def stream_path(token: str | None = API_KEY, segment: str = "abc123") -> str:
+    path = f"/streaming-api/{segment}/v1/speech-to-speech/stream"
+    return path if token is None else f"{path}?token={token}"
+
+
 @asynccontextmanager
 async def open_client(
     sim: RunningSim, token: str | None = API_KEY, *, segment: str = "abc123"
@@ -146,5 +174,14 @@ async def open_client(
     url = f"{sim.state.ws_base}/streaming-api/{segment}/v1/speech-to-speech/stream"
     if token is not None:
         url += f"?token={token}"
-    async with open_websocket_url(url) as ws:
-        yield Client(ws)
+    opened: list[WebSocketConnection] = []
+    try:
+        async with open_websocket_url(url) as ws:
+            opened.append(ws)
+            yield Client(ws)
+    finally:
+        # trio-websocket 0.12's client never closes its TCP stream when the SERVER closed the
+        # WebSocket first (aclose() returns early once a close reason is set), which leaks a
+        # socket (ResourceWarning). Close it ourselves once the library is done.
+        for ws in opened:
+            await trio.aclose_forcefully(ws._stream)
