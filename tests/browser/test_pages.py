@@ -107,6 +107,16 @@ def test_live_call_partial_then_final(page: Any, server: LiveServer) -> None:
     expect(card).to_contain_text("CONNECTED".lower())
     first = card.locator(".duration").inner_text()
     expect(card.locator(".duration")).not_to_have_text(first, timeout=3000)  # it ticks
+    earlier = new_call("earlier-call", received_at=time.time() - 900, caller_number="+15550003333")
+    earlier.status, earlier.ended_at, earlier.end_reason = (
+        "ended",
+        time.time() - 600,
+        "caller_hangup",
+    )
+    server.call_updated(earlier)
+    expect(page.locator("#recent li")).to_have_count(1)
+    expect(page.locator("#recent li")).to_contain_text("caller_hangup")
+    expect(card).to_have_count(1)
     screenshot(page, "calls.png")
 
     card.locator("a").click()

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 from quart.testing import QuartClient
 from quart_trio import QuartTrio
 from structlog.testing import capture_logs
@@ -266,3 +267,27 @@ class TestFeeds:
     async def test_feeds_need_the_token(self, client: QuartClient) -> None:
         for path in ("/api/feed", "/api/calls/call-1/feed"):
             assert (await client.get(path)).status_code == 401
+
+
+async def test_a_page_that_stops_reading_is_dropped_alone(tmp_path: Path) -> None:
+    """A stuck feed fills its channel and is cut off; a reading page gets every event."""
+    config = make_config(tmp_path, subscriber_queue=8)
+    async with open_transcript_hub(config) as hub:
+        app = QuartTrio("test")
+        app.register_blueprint(create_web_blueprint(hub, config))
+        client = app.test_client()
+        hub.call_updated(make_record())
+        with trio.fail_after(10):
+            async with (
+                open_sse(client, "/api/calls/call-1/feed", BEARER) as stuck,
+                open_sse(client, "/api/calls/call-1/feed", BEARER) as reader,
+            ):
+                await read_events(reader, 1)
+                await read_events(stuck, 1)
+                for i in range(60):
+                    hub.publish(event("partial", f"u{i}", str(i)))
+                    await trio.testing.wait_all_tasks_blocked()
+                    got = await read_events(reader, 1)
+                    assert got[0]["text"] == str(i)
+                assert hub.broadcaster.stats.dropped_subscribers == 1
+                assert hub.broadcaster.subscriber_count("call:call-1") == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -241,8 +242,13 @@ class _Routes:
 async def _feed_body(
     hub: TranscriptHub, call_id: str | None, last_id: str | None, heartbeat_s: float
 ) -> AsyncIterator[bytes]:
-    async with hub.open_feed(call_id, last_id) as feed:
-        async for chunk in sse_stream(feed, heartbeat_s):
+    # aclosing: when the client goes away quart closes this generator; the inner one must be
+    # closed right then too, not left to the garbage collector.
+    async with (
+        hub.open_feed(call_id, last_id) as feed,
+        aclosing(sse_stream(feed, heartbeat_s)) as frames,
+    ):
+        async for chunk in frames:
             yield chunk
 
 

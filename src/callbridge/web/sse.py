@@ -7,7 +7,7 @@ pages can tell a quiet call from a dead connection, and a vanished client is not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final
 
 import trio
@@ -28,7 +28,7 @@ def sse_frame(event_id: str, payload: bytes) -> bytes:
     return b"id: " + event_id.encode() + b"\ndata: " + payload + b"\n\n"
 
 
-async def sse_stream(feed: Feed, heartbeat_s: float) -> AsyncIterator[bytes]:
+async def sse_stream(feed: Feed, heartbeat_s: float) -> AsyncGenerator[bytes, None]:
     """Frames for ``feed`` until its channel ends (the page was dropped, or shutdown)."""
     yield f"retry: {RETRY_MS}\n\n".encode()
     for first in feed.initial:
