@@ -108,11 +108,8 @@ def test_live_call_partial_then_final(page: Any, server: LiveServer) -> None:
     first = card.locator(".duration").inner_text()
     expect(card.locator(".duration")).not_to_have_text(first, timeout=3000)  # it ticks
     earlier = new_call("earlier-call", received_at=time.time() - 900, caller_number="+15550003333")
-    earlier.status, earlier.ended_at, earlier.end_reason = (
-        "ended",
-        time.time() - 600,
-        "caller_hangup",
-    )
+    earlier.answered_at, earlier.ended_at = time.time() - 890, time.time() - 600
+    earlier.status, earlier.end_reason = "ended", "caller_hangup"
     server.call_updated(earlier)
     expect(page.locator("#recent li")).to_have_count(1)
     expect(page.locator("#recent li")).to_contain_text("caller_hangup")
