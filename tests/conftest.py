@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -35,8 +36,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+    root.handlers, root.level = handlers, level

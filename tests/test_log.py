@@ -84,3 +84,21 @@ def test_token_query_parameters_are_redacted_even_when_unknown() -> None:
     stream = capture([])
     get_logger("x").info("connect", url="wss://h/p?token=unregistered-token-value")
     assert "unregistered-token-value" not in stream.getvalue()
+
+
+def test_library_logging_is_json_and_redacted_too() -> None:
+    import logging
+
+    stream = capture(SECRETS)
+    try:
+        raise ValueError(f"handler crashed holding {SECRETS[0]}")
+    except ValueError:
+        logging.getLogger("quart.app").exception(
+            "Exception on request POST /twiml/client %s", SECRETS[1]
+        )
+    [line] = lines(stream)
+    assert line["logger"] == "quart.app"
+    assert line["level"] == "error"
+    assert "ValueError" in str(line["exception"])
+    for secret in SECRETS:
+        assert secret not in stream.getvalue()

@@ -111,6 +111,12 @@ def _serve(config: Config, level: str | None, fmt: str | None) -> int:
         return 1
     try:
         trio.run(serve, config)
+    except ConfigError as exc:
+        log.error("config_invalid", problems=exc.problems)
+        return 1
+    except OSError as exc:
+        log.error("start_failed", error=str(exc), host=config.server.host, port=config.server.port)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         log.warning("interrupted")
         return 130

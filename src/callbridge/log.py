@@ -63,6 +63,7 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(serializer=_dumps)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    redactor = _Redactor(secrets)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -72,12 +73,40 @@ def configure_logging(
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
-            _Redactor(secrets),
+            redactor,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(out, level, renderer, redactor)
+
+
+def _route_stdlib_logging(out: TextIO, level: str, renderer: Any, redactor: _Redactor) -> None:
+    """Libraries that use ``logging`` (quart, hypercorn, httpx) get the same format and redaction,
+    so a traceback from a route is one JSON line too, never raw text with a secret in it."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+            redactor,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Third-party chatter (httpx request lines) stays out below warning unless debugging.
+    root.setLevel(_level_number(level))
+    for noisy in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(noisy).setLevel(max(_level_number(level), logging.WARNING))
 
 
 def _dumps(obj: Any, **kw: Any) -> str:

@@ -7,6 +7,7 @@ admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then can
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -52,7 +53,7 @@ def hypercorn_config(sock: socket.socket) -> HypercornConfig:
     hc = HypercornConfig()
     hc.bind = [f"fd://{sock.fileno()}"]
     hc.accesslog = None
-    hc.errorlog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 1.0
     # Twilio media messages are ~300 bytes; nothing we accept needs more than this.
     hc.websocket_max_message_size = 1 << 20
@@ -92,8 +93,12 @@ async def serve(
 
 
 async def _wait_for_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
+            if signum == signal.SIGHUP:
+                # No live reload: restart to change settings. SIGHUP must not kill live calls.
+                log.warning("signal_ignored", signal="SIGHUP", hint="restart to apply new settings")
+                continue
             log.info("signal", signal=signal.Signals(signum).name)
             return
 

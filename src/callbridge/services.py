@@ -10,6 +10,7 @@ import attrs
 import httpx
 import trio
 
+from callbridge.calls.media import load_hold_audio
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor, OperatorPool
@@ -45,7 +46,10 @@ def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
 @asynccontextmanager
 async def open_services(config: Config) -> AsyncIterator[Services]:
     """Resource handling: on exit, every call ends first (hanging up through the still-open HTTP
-    client), then the transcript hub flushes to disk, then the HTTP client closes."""
+    client), then the transcript hub flushes to disk, then the HTTP client closes.
+
+    Error handling: a hold file that cannot be used raises ``ConfigError`` before anything starts."""
+    hold_audio = load_hold_audio(config)
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
         open_transcript_hub(config) as hub,
@@ -57,6 +61,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             open_link=_palabra_opener(config, http),
             transcripts=hub,
             operators=OperatorPool(config.operators.numbers),
+            hold_audio=hold_audio,
         )
         supervisor = CallSupervisor(deps)
         await nursery.start(supervisor.run)

@@ -46,6 +46,7 @@ class Harness:
     sink: FakeSink
     supervisor: CallSupervisor
     nursery: trio.Nursery
+    pool: OperatorPool
 
     def status(self, session: CallSession, sid: str, status: str, seq: int = 0) -> None:
         session.on_status(Role.OPERATOR, StatusUpdate(sid, status, seq, None, None, None))
@@ -93,6 +94,9 @@ class Harness:
 
     def assert_nothing_left(self, *phones: FakePhone) -> None:
         assert self.supervisor.active_count == 0
+        assert sorted(self.pool.idle) == sorted(self.config.operators.numbers), (
+            "operator number leaked"
+        )
         assert all(link.closed for link in self.links.opened.values())
         for phone in phones:
             assert phone.received_closed.is_set(), "media socket left open"
@@ -103,11 +107,12 @@ class Harness:
 async def harness(config: Config | None = None, **links: Any) -> AsyncIterator[Harness]:
     config = config or make_config()
     control, fake_links, sink = FakeControl(), FakeLinks(**links), FakeSink()
-    deps = CallDeps(config, control, fake_links, sink, OperatorPool(config.operators.numbers))
+    pool = OperatorPool(config.operators.numbers)
+    deps = CallDeps(config, control, fake_links, sink, pool)
     supervisor = CallSupervisor(deps)
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
-        yield Harness(config, control, fake_links, sink, supervisor, nursery)
+        yield Harness(config, control, fake_links, sink, supervisor, nursery, pool)
         nursery.cancel_scope.cancel()
 
 
@@ -329,3 +334,17 @@ class TestSupervisor:
         assert pool.acquire({"a", "b", "c"}) is None
         pool.release("a")
         assert pool.idle.count("a") == 1
+
+
+class TestHoldAudio:
+    def test_bad_hold_file_is_a_config_error_at_start(self, tmp_path: Any) -> None:
+        from callbridge.calls.media import load_hold_audio
+        from callbridge.errors import ConfigError
+
+        bad = tmp_path / "hold.wav"
+        bad.write_bytes(b"not a wav")
+        with pytest.raises(ConfigError, match=r"media\.hold_audio"):
+            load_hold_audio(make_config(CALLBRIDGE_MEDIA_HOLD_AUDIO=str(bad)))
+        with pytest.raises(ConfigError, match=r"media\.hold_audio"):
+            load_hold_audio(make_config(CALLBRIDGE_MEDIA_HOLD_AUDIO=str(tmp_path / "missing.wav")))
+        assert len(load_hold_audio(make_config())) > 8000

@@ -42,7 +42,7 @@ from callbridge.calls.legs import MediaLeg
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.ports import TranslatorLink
 from callbridge.config import Config
-from callbridge.errors import CallEnded, PalabraUnavailable
+from callbridge.errors import CallEnded, ConfigError, PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.media_stream import (
     Dtmf,
@@ -60,7 +60,7 @@ from callbridge.palabra.events import ServerError, ServerWarning, SpeechChunk, T
 from callbridge.roles import Direction, Role
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["FRAME_S", "GRACE_S", "LEAD_S", "CallMedia"]
+__all__ = ["FRAME_S", "GRACE_S", "LEAD_S", "CallMedia", "load_hold_audio"]
 
 log = get_logger("callbridge.media")
 
@@ -86,7 +86,7 @@ class CallMedia:
     """Per-call media state shared by the call's tasks (all on one trio thread, no locks)."""
 
     def __init__(
-        self, config: Config, publish: Callable[[TranscriptEvent], None], call_id: str
+        self, config: Config, hold: Pcm, publish: Callable[[TranscriptEvent], None], call_id: str
     ) -> None:
         self._config = config
         self._publish = publish
@@ -108,12 +108,11 @@ class CallMedia:
         self._stats = {role: MediaStats() for role in Role}
         self._invalid_logged: set[tuple[Role, str]] = set()
         self._fed_dropped = dict.fromkeys(Direction, 0)
-        self._frames_out = dict.fromkeys(Role, 0)
         self._dropped_out = dict.fromkeys(Role, 0)
         self._resyncs = dict.fromkeys(Role, 0)
         self._first_speech_at: dict[str, float] = {}
         self._translator_warnings: dict[str, int] = {}
-        self._hold = _load_hold(config)
+        self._hold = hold
 
     # ---- configuration and state --------------------------------------------------------------
 
@@ -298,7 +297,9 @@ class CallMedia:
                 frame = mixer.next_frame()
                 self._send(leg, listener, media_message(stream_sid, ulaw_encode(frame.pcm)))
                 for uid in frame.finished:
-                    self._send(leg, listener, mark_message(stream_sid, MARK_PREFIX + uid))
+                    self._send(
+                        leg, listener, mark_message(stream_sid, MARK_PREFIX + uid), mark=True
+                    )
             else:
                 await trio.sleep_until(slot)
                 pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
@@ -309,9 +310,9 @@ class CallMedia:
                 t0 += behind
                 self._resyncs[listener] += 1
 
-    def _send(self, leg: MediaLeg, listener: Role, message: str) -> None:
+    def _send(self, leg: MediaLeg, listener: Role, message: str, *, mark: bool = False) -> None:
         if leg.send(message):
-            self._frames_out[listener] += 1
+            self._stats[listener].record_out(0 if mark else TWILIO_FRAME_SAMPLES, mark=mark)
         else:
             self._dropped_out[listener] += 1
 
@@ -324,7 +325,6 @@ class CallMedia:
                 "media": {
                     str(role): {
                         **self._stats[role].as_dict(),
-                        "sent": self._frames_out[role],
                         "send_dropped": self._dropped_out[role],
                         "resyncs": self._resyncs[role],
                         "mixer": self._mixers[role].stats(),
@@ -357,9 +357,18 @@ def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
     return np.concatenate((head, source[:rest])), rest
 
 
-def _load_hold(config: Config) -> Pcm:
+def load_hold_audio(config: Config) -> Pcm:
+    """The hold loop: ``media.hold_audio`` or the built-in chime. Raises ``ConfigError`` for a bad
+    file, so a broken setting stops the daemon at start instead of failing every call."""
     path = config.media.hold_audio
-    pcm = read_wav_mono(path) if path else hold_chime()
+    if not path:
+        return hold_chime()
+    try:
+        pcm = read_wav_mono(path)
+    except (OSError, ValueError, EOFError) as exc:
+        msg = f"media.hold_audio: cannot use {path!r}: {exc}"
+        raise ConfigError([msg]) from exc
     if len(pcm) < TWILIO_FRAME_SAMPLES:
-        pcm = np.zeros(TWILIO_FRAME_SAMPLES, dtype=np.int16)
+        msg = f"media.hold_audio: {path!r} is shorter than one 20 ms frame"
+        raise ConfigError([msg])
     return pcm

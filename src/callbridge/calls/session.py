@@ -28,6 +28,7 @@ import attrs
 import structlog
 import trio
 
+from callbridge.audio import Pcm, hold_chime
 from callbridge.calls.legs import MediaLeg
 from callbridge.calls.media import CallMedia
 from callbridge.calls.ports import CallControl, LinkOpener, OperatorSource, TranscriptSink
@@ -64,6 +65,8 @@ class CallDeps:
     open_link: LinkOpener
     transcripts: TranscriptSink
     operators: OperatorSource
+    # Looped to the caller while the operator rings; loaded once at start-up.
+    hold_audio: Pcm = attrs.field(factory=hold_chime)
 
 
 @attrs.frozen
@@ -87,7 +90,7 @@ class CallSession:
         self._operator_final: dict[str, str] = {}  # CallSid -> terminal status seen
         self._cancel_reason: str | None = None
         self._ended = False
-        self.media = CallMedia(deps.config, self._publish, record.id)
+        self.media = CallMedia(deps.config, deps.hold_audio, self._publish, record.id)
 
     # ---- called from web handlers (synchronous, never blocking) --------------------------------
 
@@ -234,10 +237,11 @@ class CallSession:
             if number is None:
                 break
             tried.add(number)
-            outcome = await self._ring(number, attempt)
-            if outcome == "answered":
-                self._operator_number = number
+            # Held from here on: cleanup releases it if the call ends while this phone rings.
+            self._operator_number = number
+            if await self._ring(number, attempt) == "answered":
                 return
+            self._operator_number = None
             self._deps.operators.release(number)
         raise CallEnded("no_operator", f"tried {len(tried)} operator(s)")
 
