@@ -178,7 +178,7 @@ async def running(
 ) -> AsyncIterator[tuple[TwilioSim, FakeApp]]:
     app = app or FakeApp()
     sock = _bind()
-    app.url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    app.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     hc = HypercornConfig()
     hc.bind = [f"fd://{sock.detach()}"]
     hc.accesslog = hc.errorlog = None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -46,6 +47,11 @@ def _dumps(data: Any) -> str:
     import json
 
     return json.dumps(data, default=str)
+
+
+async def _set_later(event: Any) -> None:
+    await trio.sleep(0.1)
+    event.set()
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -191,7 +197,8 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
 
     @app.post("/_sim/shutdown")
     async def shutdown() -> Response:
-        sim.shutdown_requested.set()
+        # Set the event only after this response went out; shutdown stops the web server.
+        sim.nursery.start_soon(_set_later, sim.shutdown_requested)
         return _json({"shutting_down": True})
 
     return app
