@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from callbridge.sim.palabra import RunningSim, SimOptions
 
@@ -99,11 +100,25 @@ def dominant_hz(pcm: bytes, rate: int = 24000) -> float:
 
 
 class Client:
-    """A thin protocol client over trio-websocket that decodes every frame."""
+    """A protocol client over trio-websocket. A background task reads every frame into an
+    unbounded buffer, so a test may stream audio without reading (a real client reads
+    concurrently; without this, both sides would block on full TCP buffers)."""
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
+        self._send_raw, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
+        self.closed: ConnectionClosed | None = None
+
+    async def pump(self) -> None:
+        async with self._send_raw:
+            while True:
+                try:
+                    raw = await self.ws.get_message()
+                except ConnectionClosed as exc:
+                    self.closed = exc
+                    return
+                self._send_raw.send_nowait(raw)
 
     async def send(self, message_type: str, data: dict[str, Any]) -> None:
         await self.ws.send_message(orjson.dumps({"message_type": message_type, "data": data}))
@@ -119,8 +134,16 @@ class Client:
             await trio.sleep_until(start + i * chunk_s)
             await self.send_audio(pcm[at : at + step])
 
+    async def receive_raw(self) -> str | bytes:
+        """The next frame as sent; raises ConnectionClosed once the socket is closed."""
+        try:
+            return await self._inbox.receive()
+        except trio.EndOfChannel:
+            assert self.closed is not None
+            raise self.closed from None
+
     async def receive(self) -> dict[str, Any]:
-        message = orjson.loads(await self.ws.get_message())
+        message = orjson.loads(await self.receive_raw())
         if isinstance(message.get("data"), str):
             message["data"] = orjson.loads(message["data"])
         self.seen.append(message)
@@ -176,9 +199,12 @@ async def open_client(
         url += f"?token={token}"
     opened: list[WebSocketConnection] = []
     try:
-        async with open_websocket_url(url) as ws:
+        async with open_websocket_url(url) as ws, trio.open_nursery() as nursery:
             opened.append(ws)
-            yield Client(ws)
+            client = Client(ws)
+            nursery.start_soon(client.pump)
+            yield client
+            nursery.cancel_scope.cancel()
     finally:
         # trio-websocket 0.12's client never closes its TCP stream when the SERVER closed the
         # WebSocket first (aclose() returns early once a close reason is set), which leaks a
