@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import orjson
@@ -115,9 +116,12 @@ class TestCalls:
     ) -> None:
         with trio.fail_after(10):
             async with open_transcript_hub(make_config(tmp_path, recent_calls=2)) as hub:
+                now = time.time()
                 for i in range(4):
-                    hub.call_updated(make_record(f"old{i}", status="ended", received_at=10.0 + i))
-                hub.call_updated(make_record("live", status="connected", received_at=5.0))
+                    hub.call_updated(
+                        make_record(f"old{i}", status="ended", received_at=now - 60 + i)
+                    )
+                hub.call_updated(make_record("live", status="connected", received_at=now - 100))
                 assert [c["id"] for c in hub.active_calls()] == ["live"]
                 calls = await hub.list_calls()
         assert [c["id"] for c in calls] == ["old3", "old2", "live"]

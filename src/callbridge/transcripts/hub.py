@@ -269,8 +269,8 @@ class TranscriptHub:
 
     async def _prune_forever(self) -> None:
         while True:
-            self.store.prune(self.config.retention_days)
             await trio.sleep(_PRUNE_INTERVAL_S)
+            self.store.prune(self.config.retention_days)
 
     def _close_feeds(self) -> None:
         self._closed = True
@@ -299,6 +299,8 @@ async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
             replay_events=tc.replay_events, subscriber_queue=tc.subscriber_queue
         ),
     )
+    # Queued before anything the hub's users write, so it can only remove older calls.
+    store.prune(tc.retention_days)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(hub._prune_forever)
