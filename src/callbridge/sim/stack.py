@@ -69,7 +69,7 @@ class Process:
         cls, name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_dir: Path
     ) -> Process:
         stderr = (log_dir / f"{name}.stderr.log").open("w", encoding="utf-8")
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        popen = subprocess.Popen(
             [sys.executable, "-m", "callbridge", *argv],
             stdout=subprocess.PIPE,
             stderr=stderr,
