@@ -142,7 +142,12 @@ class StackOptions:
     workdir: Path
     palabra_args: Sequence[str] = ()
     twilio_args: Sequence[str] = ()
-    config_toml: str = ""  # extra TOML appended to the daemon's config (whole sections)
+    # Extra TOML appended to the daemon's config: whole sections not already written by
+    # ``Stack._config_toml`` (server, twilio, operators, languages, palabra, prompts.*).
+    config_toml: str = ""
+    # Short prompts keep simulated calls short (the simulator "says" 60 ms per character).
+    greeting: str = "Please hold."
+    operator_intro: str = "Translated call."
     daemon_env: Mapping[str, str] = attrs.Factory(dict)
     operators: Sequence[str] = OPERATORS
     web_token: str = "sim-web-token"
@@ -276,6 +281,12 @@ operator = "{opts.operator_language}"
 api_base_url = "{self.palabra_url}"
 streaming_url = "{palabra_ws}/streaming-api/{{random_hash}}/v1/speech-to-speech/stream"
 segment_confirmation_silence_threshold = 0.5
+
+[prompts.greeting]
+{opts.caller_language} = {json.dumps(opts.greeting)}
+
+[prompts.operator_intro]
+{opts.operator_language} = {json.dumps(opts.operator_intro)}
 {opts.config_toml}
 """
 
