@@ -16,8 +16,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from callbridge.sim.palabra import RunningSim, SimOptions
 
 __all__ = [
-    "FAST",
     "API_KEY",
+    "FAST",
     "Client",
     "dominant_hz",
     "open_client",
@@ -148,6 +148,14 @@ class Client:
             message["data"] = orjson.loads(message["data"])
         self.seen.append(message)
         return dict(message)
+
+    async def read_until_closed(self) -> ConnectionClosed:
+        """Read (into ``seen``) until the server closes; return the close."""
+        while True:
+            try:
+                await self.receive()
+            except ConnectionClosed as closed:
+                return closed
 
     async def until(self, message_type: str) -> dict[str, Any]:
         """Next message of this type; the others stay in ``seen``."""

@@ -18,7 +18,11 @@ async def test_tone_mode_utterance_round_trip(start_sim: StartSim) -> None:
     with trio.fail_after(10):
         async with open_client(sim) as client:
             status = await client.ready(task("en", "es", silence=0.3))
-            assert status["data"] == {"command": "set_task", "event": "started", "task_status": "running"}
+            assert status["data"] == {
+                "command": "set_task",
+                "event": "started",
+                "task_status": "running",
+            }
             await client.stream(tone(500, 0.8) + silence(0.5))
             translated = await client.until("translated_transcription")
             chunks = []
@@ -91,7 +95,9 @@ async def test_script_mode_maps_utterances_to_turns(start_sim: StartSim) -> None
             await operator.ready(task("ru", "en"))
             await operator.stream(tone(800, 0.3) + silence(0.4))
             answer = await operator.until("translated_transcription")
-    validated = [m["data"]["transcription"]["text"] for m in caller.of_type("validated_transcription")]
+    validated = [
+        m["data"]["transcription"]["text"] for m in caller.of_type("validated_transcription")
+    ]
     assert validated == [caller_turns[0].source_text, caller_turns[1].source_text]
     assert first["data"]["transcription"]["text"] == caller_turns[0].translated_text
     assert first["data"]["transcription"]["language"] == "ru"
@@ -149,12 +155,16 @@ async def test_interrupt_stops_the_speech_being_sent(start_sim: StartSim) -> Non
     with trio.fail_after(5):
         async with open_client(sim) as client:
             await client.ready(task())
-            await client.stream(tone(500, 1.0) + silence(0.4))
+            await client.stream(tone(500, 0.7) + silence(0.4))
             first = await client.until("output_audio_data")
             await client.send("interrupt_task", {"languages": ["global"], "pause_task": False})
             status = await client.until("task_status")
-            await _collect(client, 0.5)
-    assert status["data"] == {"command": "interrupt_task", "event": "interrupted", "task_status": "running"}
+            await _collect(client, 0.4)
+    assert status["data"] == {
+        "command": "interrupt_task",
+        "event": "interrupted",
+        "task_status": "running",
+    }
     chunks = client.of_type("output_audio_data")
     assert first["data"]["last_chunk"] is False
     assert len(chunks) <= 2  # at most the one already in flight

@@ -22,7 +22,15 @@ async def test_client_credentials_session_lifecycle(start_sim: StartSim) -> None
         body = created.json()
         assert body["ok"] is True
         data = body["data"]
-        assert set(data) >= {"publisher", "subscriber", "webrtc_room_name", "webrtc_url", "ws_url", "intent", "id"}
+        assert set(data) >= {
+            "publisher",
+            "subscriber",
+            "webrtc_room_name",
+            "webrtc_url",
+            "ws_url",
+            "intent",
+            "id",
+        }
         assert data["subscriber"] == []
         assert data["intent"] == "api"
         assert data["ws_url"].startswith(sim.state.ws_base + "/streaming-api/")
@@ -55,11 +63,16 @@ async def test_header_spelling_and_bearer_are_accepted(start_sim: StartSim) -> N
         spelled = {"ClientId": "sim-client-id", "CLIENTSECRET": "sim-client-secret"}
         assert (await http.post("/session-storage/session", headers=spelled)).status_code == 201
         bearer = {"Authorization": f"Bearer {API_KEY}"}
-        made = await http.post("/session-storage/session", headers=bearer, json={"data": {"intent": "tts_api"}})
+        made = await http.post(
+            "/session-storage/session", headers=bearer, json={"data": {"intent": "tts_api"}}
+        )
         assert made.status_code == 201
         assert made.json()["data"]["intent"] == "tts_api"
         report = (await http.get("/_sim/report")).json()
-    assert [s["auth_mode"] for s in report["sessions"]["created"]] == ["client_credentials", "bearer"]
+    assert [s["auth_mode"] for s in report["sessions"]["created"]] == [
+        "client_credentials",
+        "bearer",
+    ]
     assert len(report["sessions"]["leaked"]) == 2  # nobody deleted them
 
 
@@ -89,7 +102,10 @@ async def test_session_5xx_fault_fails_n_times_then_succeeds(start_sim: StartSim
     async with httpx.AsyncClient(base_url=sim.url) as http:
         armed = await http.post("/_sim/faults", json={"session_5xx": 2})
         assert armed.json()["faults"]["session_5xx"] == 2
-        statuses = [(await http.post("/session-storage/session", headers=CREDS)).status_code for _ in range(3)]
+        statuses = [
+            (await http.post("/session-storage/session", headers=CREDS)).status_code
+            for _ in range(3)
+        ]
     assert statuses == [503, 503, 201]
 
 

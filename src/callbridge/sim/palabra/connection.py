@@ -201,7 +201,9 @@ class PalabraConnection:
             except ConnectionClosed as exc:
                 if self.report.closed_by is None:
                     self.report.closed_by = "client"
-                    self.report.close_code = int(exc.reason.code) if exc.reason is not None else None
+                    self.report.close_code = (
+                        int(exc.reason.code) if exc.reason is not None else None
+                    )
                     self.report.closed_at = time.time()
                 return
             await self._dispatch(raw)

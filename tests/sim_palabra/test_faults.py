@@ -1,0 +1,73 @@
+"""Fault switches: abrupt drops, stalled output, and the runtime control endpoint."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from callbridge.sim.palabra.faults import FaultPlan, Faults
+from tests.sim_palabra.conftest import StartSim
+from tests.sim_palabra.helpers import open_client, silence, task, tone
+
+
+class TestFaults:
+    def test_counters_fire_n_times_or_always(self) -> None:
+        faults = Faults.from_plan(FaultPlan(reject_task=2, wrong_token=-1))
+        assert [faults.take_reject_task() for _ in range(3)] == [True, True, False]
+        assert all(faults.take_wrong_token() for _ in range(5))
+        assert faults.take_session_5xx() is False
+
+    def test_drop_defaults_to_one_connection(self) -> None:
+        faults = Faults.from_plan(FaultPlan(drop_after_s=1.5))
+        assert [faults.take_drop() for _ in range(2)] == [1.5, None]
+        runtime = Faults()
+        assert runtime.update({"drop_after_s": 0.5}) == []
+        assert runtime.take_drop() == 0.5
+
+    def test_bad_updates_change_nothing(self) -> None:
+        faults = Faults()
+        problems = faults.update({"reject_task": "x", "stall_output": 1, "nope": True})
+        assert len(problems) == 3
+        assert faults.as_json() == Faults().as_json()
+
+
+async def test_drop_closes_the_socket_without_a_close_frame(start_sim: StartSim) -> None:
+    sim = await start_sim(faults=FaultPlan(drop_after_s=0.2))
+    with trio.fail_after(5):
+        async with open_client(sim) as client:
+            await client.ready(task())
+            ready_at = trio.current_time()
+            closed = await client.read_until_closed()
+            elapsed = trio.current_time() - ready_at
+        async with open_client(sim) as second:  # drop_count defaults to 1
+            await second.ready(task())
+    assert closed.reason.code == 1006  # abnormal: no close frame
+    assert 0.15 <= elapsed < 1.0
+    first_report = sim.state.connections[0]
+    assert first_report.closed_by == "dropped"
+    assert first_report.close_code is None
+
+
+async def test_stalled_output_sends_nothing_until_cleared(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        with trio.fail_after(5):
+            async with open_client(sim) as client:
+                await client.ready(task())
+                armed = await http.post("/_sim/faults", json={"stall_output": True})
+                assert armed.json()["faults"]["stall_output"] is True
+                seen = len(client.seen)
+                await client.stream(tone(500, 0.3) + silence(0.4))
+                with trio.move_on_after(0.3) as quiet:
+                    await client.receive()
+                assert quiet.cancelled_caught
+                assert len(client.seen) == seen
+                await http.post("/_sim/faults", json={"stall_output": False})
+                await client.stream(silence(0.3))
+                await client.receive()  # talking again (queue status at least)
+        bad = await http.post("/_sim/faults", json={"stall_output": "yes"})
+    assert bad.status_code == 400
+    assert bad.json()["ok"] is False
+    report = sim.state.connections[0]
+    assert report.suppressed_messages > 0
+    assert report.utterances[0].validated_at is not None  # it kept working, silently
