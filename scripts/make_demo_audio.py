@@ -9,7 +9,7 @@ caller books an appointment with a Russian-speaking operator. Every turn has
   fake Palabra returns as ``output_audio_data``).
 
 Needs ``espeak-ng`` and ``sox`` (``apt-get install -y espeak-ng sox``). The output is deterministic
-for a given espeak-ng/sox version; the generated files are committed, so this script only has to
+for a given espeak-ng/sox version (no dither); the generated files are committed, so this script only has to
 run again when the conversation changes.
 
 Usage: ``python scripts/make_demo_audio.py [--out DIR]``
@@ -35,6 +35,13 @@ VOICES = {"en": "en-us", "ru": "ru"}
 SPEED_WPM = 165
 SOURCE_RATE = 8000  # what a Twilio leg carries
 TRANSLATED_RATE = 24000  # what Palabra returns
+# Trim leading silence and shorten every pause longer than 0.25 s to 0.25 s, so that one line
+# stays ONE utterance for a VAD at Palabra's minimum 0.3 s confirmation silence (espeak pauses
+# ~0.4 s between sentences); trim the tail, normalise to -3 dBFS, 50 ms of air on each side.
+_SOX_EFFECTS = (
+    "silence -l 1 0.02 0.5% -1 0.25 0.5% reverse silence 1 0.02 0.5% reverse"
+    " gain -n -3 pad 0.05 0.05"
+)
 
 # (speaker, source text, translated text, gap before the turn in seconds)
 TURNS: tuple[tuple[str, str, str, float], ...] = (
@@ -79,34 +86,21 @@ def _speak(text: str, language: str, rate: int, out: Path, workdir: Path) -> flo
     )
     subprocess.run(
         [
-            "sox",
-            str(raw),
-            "-r",
-            str(rate),
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
+            *(
+                "sox",
+                "-D",
+                str(raw),
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+            ),
             str(out),
-            # Trim leading and trailing silence, normalise to -3 dBFS, 50 ms of air on each side.
-            "silence",
-            "1",
-            "0.02",
-            "0.5%",
-            "reverse",
-            "silence",
-            "1",
-            "0.02",
-            "0.5%",
-            "reverse",
-            "gain",
-            "-n",
-            "-3",
-            "pad",
-            "0.05",
-            "0.05",
+            *_SOX_EFFECTS.split(),
         ],
         check=True,
     )

@@ -150,3 +150,19 @@ class TestScript:
         )
         # A target the turn was not translated into falls back to a tone.
         assert abs(dominant_hz(speech.translated_pcm(turn, "de", 0.5)) - 1500) < 5
+
+
+@pytest.mark.parametrize("hangover_s", [0.3, 0.7])
+def test_each_demo_line_is_one_utterance(hangover_s: float) -> None:
+    """Script mode maps the k-th utterance to the k-th turn, so no line may split in two."""
+    import orjson
+
+    turns = orjson.loads(DEFAULT_SCRIPT.read_bytes())["turns"]
+    for turn in turns:
+        with wave.open(str(DEFAULT_SCRIPT.parent / turn["source_audio"])) as source:
+            samples = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
+        vad, seg = EnergyVad(8000, dbfs_to_rms(-40)), Segmenter(hangover_s)
+        events = []
+        for start, voiced in vad.feed(np.concatenate([samples, np.zeros(8000, dtype=np.int16)])):
+            events += seg.push(start, vad.frame_s, voiced)
+        assert sum(isinstance(e, Closed) for e in events) == 1, turn["source_audio"]
