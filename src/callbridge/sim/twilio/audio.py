@@ -11,7 +11,9 @@ Everything runs at 8 kHz mono in 20 ms frames (160 mu-law bytes), the unit Twili
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import math
 import time
 import wave
@@ -278,6 +280,7 @@ class Party:
             path = directory / f"{self.name}-{kind}.wav"
             write_wav_8k(path, align_frames(frames))
             paths.append(path)
+            paths.append(write_timeline(directory / f"{self.name}-{kind}.timeline.json", frames))
         return paths
 
     def heard_summary(self) -> dict[str, object]:
@@ -288,6 +291,18 @@ class Party:
             "last_at": self.heard[-1][0] if self.heard else None,
             "events": list(self.events),
         }
+
+
+def write_timeline(path: Path, frames: list[tuple[float, bytes]]) -> Path:
+    """Every frame with its wall-clock time, for exact timing analysis in tests:
+    ``{"times": [t, ...], "mulaw": base64 of the frames back to back}``."""
+    body = {
+        "times": [stamp for stamp, _ in frames],
+        "frame_bytes": FRAME_BYTES,
+        "mulaw": base64.b64encode(b"".join(frame for _, frame in frames)).decode(),
+    }
+    path.write_text(json.dumps(body), encoding="utf-8")
+    return path
 
 
 def align_frames(frames: list[tuple[float, bytes]]) -> Pcm:

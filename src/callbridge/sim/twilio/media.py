@@ -95,6 +95,9 @@ class StreamSession:
     _read_scope: trio.CancelScope | None = None
     _warned: set[int] = attrs.field(factory=set)
     _run_len: int = 0
+    # Every underrun run as [wall-clock start, length in ms], so tests can look at a time window
+    # (e.g. only while the call is bridged) rather than at whole-stream totals.
+    underrun_runs: list[list[float]] = attrs.Factory(list)
 
     def request_stop(self, kind: str = "stopped") -> None:
         """End the stream from the Twilio side: ``stopped`` (stop + close) or ``aborted``."""
@@ -224,8 +227,10 @@ class StreamSession:
         if tick.underrun:
             if self._run_len == 0:
                 self.underrun_events += 1
+                self.underrun_runs.append([time.time(), 0])
             self._run_len += 1
             self.underrun_frames += 1
+            self.underrun_runs[-1][1] = self._run_len * 20
             self.longest_underrun_ms = max(self.longest_underrun_ms, self._run_len * 20)
         else:
             self._run_len = 0
@@ -375,6 +380,7 @@ class StreamSession:
             "underrun_frames": self.underrun_frames,
             "underrun_events": self.underrun_events,
             "longest_underrun_ms": self.longest_underrun_ms,
+            "underrun_runs": [list(run) for run in self.underrun_runs],
             "buffered_ms": self.buffer.buffered_bytes // 8,
         }
 
