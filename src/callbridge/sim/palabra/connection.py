@@ -36,6 +36,7 @@ from callbridge.sim.palabra.script import ScriptTurn
 from callbridge.sim.palabra.state import SimState
 from callbridge.sim.palabra.task import (
     DEFAULT_ALLOWED_TYPES,
+    FieldError,
     TaskConfig,
     parse_task,
     validation_desc,
@@ -248,10 +249,8 @@ class PalabraConnection:
             return
         if self.state.faults.take_reject_task():
             self.report.task_rejected += 1
-            await self._error(
-                "VALIDATION_ERROR",
-                "ValidationError(model='SetTaskRequestMessage', errors=[{'loc': ('__root__',), 'msg': 'task rejected (simulated fault)', 'type': 'value_error'}])",
-            )
+            fault = FieldError(("__root__",), "task rejected (simulated fault)", "value_error")
+            await self._error("VALIDATION_ERROR", validation_desc([fault]))
             return
         parsed = parse_task(data)
         if isinstance(parsed, list):
