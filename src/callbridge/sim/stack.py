@@ -134,6 +134,8 @@ class Process:
                 self.popen.wait()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()  # the reader hit EOF; an open pipe is a ResourceWarning
         return self.popen.returncode
 
 
