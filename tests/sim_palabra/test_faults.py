@@ -56,6 +56,9 @@ async def test_stalled_output_sends_nothing_until_cleared(start_sim: StartSim) -
                 await client.ready(task())
                 armed = await http.post("/_sim/faults", json={"stall_output": True})
                 assert armed.json()["faults"]["stall_output"] is True
+                with trio.move_on_after(0.1):  # frames sent before the switch may be in flight
+                    while True:
+                        await client.receive()
                 seen = len(client.seen)
                 await client.stream(tone(500, 0.3) + silence(0.4))
                 with trio.move_on_after(0.3) as quiet:
