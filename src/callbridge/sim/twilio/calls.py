@@ -281,13 +281,16 @@ class Call:
         self._redirect = (
             ("twiml", twiml, method) if twiml is not None else ("url", url or "", method)
         )
+        # The document running now. Once its stream stops, the interpreter may already be
+        # running the new document: cancelling whatever scope is current then would cut it.
+        scope = self._exec_scope
         if self.stream is not None:
             stream = self.stream
             stream.request_stop("stopped")
             with trio.move_on_after(self.sim.scenario.timing.stop_timeout_s + 1.0):
                 await stream.done.wait()
-        if self._exec_scope is not None:
-            self._exec_scope.cancel()
+        if scope is not None:
+            scope.cancel()
 
     # -- TwiML interpreter -----------------------------------------------------------------
     async def _run_documents(self, doc: Document | None) -> None:
