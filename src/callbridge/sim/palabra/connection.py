@@ -95,6 +95,7 @@ class PalabraConnection:
     _queue_levels: dict[str, int] = attrs.Factory(dict)
     _jobs_send: trio.MemorySendChannel[OutputJob] | None = None
     _drained: trio.Event = attrs.Factory(trio.Event)
+    _closing: bool = False
 
     @property
     def options(self) -> SimOptions:
@@ -131,16 +132,22 @@ class PalabraConnection:
     async def _close(self, code: int, reason: str | None = None) -> None:
         if self._stalled():
             await trio.sleep_forever()  # a hung server neither talks nor closes
+        if self._closing:
+            return
+        self._closing = True  # from now on other tasks send nothing
         if self.report.closed_by is None:
             self.report.closed_by = "server"
             self.report.close_code = code
             self.report.closed_at = time.time()
-        with trio.move_on_after(_CLOSE_TIMEOUT_S):
+        # Shielded: cancelling mid-handshake would close TCP with the client's close reply
+        # unread, i.e. a reset, and the client would see 1006 instead of our code.
+        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT_S):
             await self.ws.aclose(code, reason)
         self._stop()
 
     async def _drop(self, after_s: float) -> None:
         await trio.sleep(after_s)
+        self._closing = True
         self.report.closed_by = "dropped"
         self.report.closed_at = time.time()
         log.info("sim_connection_dropped", connection=self.report.id)
@@ -171,6 +178,8 @@ class PalabraConnection:
         )
 
     async def _send_text(self, text: str) -> bool:
+        if self._closing:
+            return False
         if self._stalled():
             self.report.suppressed_messages += 1
             return True
