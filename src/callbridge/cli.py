@@ -58,11 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # argparse.REMAINDER right after a subcommand leaves leading options (`demo --out x`)
+    # unrecognised; only `demo` takes them, every other command still rejects them.
+    args, extra = parser.parse_known_args(argv)
     if args.command == "demo":
         from callbridge.demo import main as demo_main
 
-        return demo_main(list(args.args), log_format=args.log_format, log_level=args.log_level)
+        demo_argv = [*extra, *args.args]
+        return demo_main(demo_argv, log_format=args.log_format, log_level=args.log_level)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "sim":
         return _run_sim(args.which, list(args.args))
     environ = environ_with_env_file(os.environ, args.env_file or default_env_file())
