@@ -249,6 +249,11 @@ class MediaConfig:
         5.0, "a leg with no valid message this long has failed", range=(0.5, 300)
     )
     hold_audio: str = _field("", "WAV file looped to the caller on hold (empty: built-in chime)")
+    playout_target_ms: int = _field(
+        20,
+        "audio allowed to wait in Twilio's playout buffer before a frame is dropped",
+        range=(0, 1000),
+    )
 
 
 @attrs.frozen

@@ -216,7 +216,7 @@ class FakePhone:
             body = orjson.loads(message)
             if body["event"] == "media":
                 self.heard.append(ulaw_decode(base64.b64decode(body["media"]["payload"])))
-            elif body["event"] == "mark":
+            elif body["event"] == "mark" and not self.muted:
                 self.marks.append(body["mark"]["name"])
                 echo = {
                     "event": "mark",

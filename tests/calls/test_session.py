@@ -144,8 +144,8 @@ class TestHappyPath:
             # Both translators got the speakers' audio at 24 kHz.
             assert h.links.opened[Direction.CALLER_TO_OPERATOR].fed_samples >= 24000 * 1.9
             # Marks tell when each translation finished playing, and reach the transcript.
-            assert operator.marks == ["u:u1"]
-            assert caller.marks == ["u:u2"]
+            assert [m for m in operator.marks if m.startswith("u:")] == ["u:u1"]
+            assert [m for m in caller.marks if m.startswith("u:")] == ["u:u2"]
             played = {e.utterance_id for e in h.sink.events if e.kind == "played"}
             assert played == {"u1", "u2"}
             assert session.record.answered_at is not None

@@ -39,7 +39,8 @@ from callbridge.audio import (
     upsampler_8k_to_24k,
 )
 from callbridge.calls.legs import MediaLeg
-from callbridge.calls.mixer import ListenerMixer
+from callbridge.calls.mixer import ListenerMixer, MixedFrame
+from callbridge.calls.playout import PROBE_PREFIX, PlayoutProbe
 from callbridge.calls.ports import TranslatorLink
 from callbridge.config import Config
 from callbridge.errors import CallEnded, ConfigError, PalabraUnavailable
@@ -69,6 +70,7 @@ GRACE_S: Final = 0.010  # how late a frame may wait for its original before goin
 LEAD_S: Final = 0.040  # how far ahead of the schedule frames may run (Twilio-side buffer)
 RESYNC_S: Final = 0.200  # behind by more than this (a stalled loop): skip ahead, don't burst
 MARK_PREFIX: Final = "u:"
+QUIET_PEAK: Final = 1000  # int16 peak below which a frame counts as quiet
 
 _TRANSCRIPT_KINDS: Final = {
     "partial": "partial",
@@ -113,6 +115,8 @@ class CallMedia:
         self._first_speech_at: dict[str, float] = {}
         self._translator_warnings: dict[str, int] = {}
         self._hold = hold
+        target_s = media.playout_target_ms / 1000
+        self._probes = {role: PlayoutProbe(target_s) for role in Role}
 
     # ---- configuration and state --------------------------------------------------------------
 
@@ -190,6 +194,9 @@ class CallMedia:
             self._fed_dropped[speaker.speaks] += 1
 
     def _on_mark(self, listener: Role, name: str) -> None:
+        if name.startswith(PROBE_PREFIX):
+            self._probes[listener].on_echo(name, trio.current_time())
+            return
         if not name.startswith(MARK_PREFIX):
             return
         utterance_id = name[len(MARK_PREFIX) :]
@@ -282,6 +289,7 @@ class CallMedia:
         stream_sid = self._stream_sid[listener]
         mixer = self._mixers[listener]
         bell = self._bell[listener]
+        probe = self._probes[listener]
         hold_at = 0
         t0 = trio.current_time()
         n = 0
@@ -295,11 +303,8 @@ class CallMedia:
                     ):
                         await bell.receive()
                 frame = mixer.next_frame()
-                self._send(leg, listener, media_message(stream_sid, ulaw_encode(frame.pcm)))
-                for uid in frame.finished:
-                    self._send(
-                        leg, listener, mark_message(stream_sid, MARK_PREFIX + uid), mark=True
-                    )
+                if not probe.should_skip(_is_quiet(frame), trio.current_time()):
+                    self._send_mixed(leg, listener, stream_sid, frame, probe)
             else:
                 await trio.sleep_until(slot)
                 pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
@@ -309,6 +314,16 @@ class CallMedia:
             if behind > RESYNC_S:
                 t0 += behind
                 self._resyncs[listener] += 1
+
+    def _send_mixed(
+        self, leg: MediaLeg, listener: Role, stream_sid: str, frame: MixedFrame, probe: PlayoutProbe
+    ) -> None:
+        self._send(leg, listener, media_message(stream_sid, ulaw_encode(frame.pcm)))
+        for uid in frame.finished:
+            self._send(leg, listener, mark_message(stream_sid, MARK_PREFIX + uid), mark=True)
+        name = probe.after_frame(trio.current_time())
+        if name is not None:
+            self._send(leg, listener, mark_message(stream_sid, name), mark=True)
 
     def _send(self, leg: MediaLeg, listener: Role, message: str, *, mark: bool = False) -> None:
         if leg.send(message):
@@ -327,6 +342,8 @@ class CallMedia:
                         **self._stats[role].as_dict(),
                         "send_dropped": self._dropped_out[role],
                         "resyncs": self._resyncs[role],
+                        "playout_trimmed": self._probes[role].trimmed,
+                        "playout_delay_ms": _ms(self._probes[role].last_delay_s),
                         "mixer": self._mixers[role].stats(),
                     }
                     for role in Role
@@ -345,6 +362,15 @@ def _without_zeros(node: dict[str, Any]) -> dict[str, Any]:
         if value or value is False:
             result[key] = value
     return result
+
+
+def _is_quiet(frame: MixedFrame) -> bool:
+    """Nothing worth hearing: no translation and a low original (about -30 dBFS peak)."""
+    return not frame.ducked and not frame.started and int(np.abs(frame.pcm).max()) < QUIET_PEAK
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
