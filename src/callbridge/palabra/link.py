@@ -47,7 +47,6 @@ from trio_websocket import (
     ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
-    open_websocket_url,
 )
 
 from callbridge.config import Config
@@ -73,6 +72,7 @@ from callbridge.palabra.protocol import (
     parse,
     task_data,
 )
+from callbridge.palabra.transport import websocket_connector
 from callbridge.roles import Direction
 
 __all__ = ["Connector", "LinkStats", "PalabraLink", "open_palabra_link", "websocket_connector"]
@@ -97,20 +97,6 @@ _BACKOFF_MAX_S = 4.0
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY = 50
 _AUTH_STATUSES = frozenset({401, 403, 404})
-
-
-def websocket_connector(config: Config) -> Connector:
-    palabra = config.palabra
-
-    def connect(url: str) -> AbstractAsyncContextManager[WebSocketConnection]:
-        return open_websocket_url(
-            url,
-            connect_timeout=palabra.connect_timeout_s,
-            disconnect_timeout=_CLOSE_GRACE_S,
-            max_message_size=_MAX_MESSAGE_BYTES,
-        )
-
-    return connect
 
 
 class _Dropped(Exception):
