@@ -139,9 +139,12 @@ def create_webhooks_blueprint(
         form = await verified_form()
         if form is None:
             return _error(403, "invalid signature")
-        if supervisor.find_any(call_id) is None:
+        session = supervisor.find_any(call_id)
+        if session is None or role not in Role.__members__.values():
             return _unknown(counters, call_id, request.path)
-        # The call owns hang-ups (a stream's stop or close is enough); this only ends the TwiML.
+        # We answer <Hangup/>, so that party is gone: a live call ends now (a stream whose
+        # upgrade was refused has no stop or close to tell it). Ended calls just get the TwiML.
+        session.stream_ended(Role(role))
         return _twiml(hangup_twiml())
 
     @bp.websocket("/media/<call_id>/<role>")

@@ -124,6 +124,21 @@ class CallSession:
             return
         self._push_status(StatusEvent(update.call_sid, update.call_status))
 
+    def stream_ended(self, role: Role) -> None:
+        """Twilio left ``role``'s ``<Connect>`` (its action URL was requested; we answer
+        ``<Hangup/>``), so that party is gone. Usually the socket closing ended the call first;
+        this catches a stream that never connected (upgrade refused), which would otherwise keep
+        the call, and a ringing or answered operator, waiting for a media timeout."""
+        if self._ended:
+            return
+        log.info(
+            "media_stream_ended",
+            call_id=self.record.id,
+            role=str(role),
+            attached=role in self._legs,
+        )
+        self.cancel(f"{role}_hangup")
+
     def cancel(self, reason: str) -> None:
         """End the call from outside (shutdown)."""
         self._cancel_reason = self._cancel_reason or reason
