@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from callbridge.audio import TWILIO_RATE, read_wav_mono, tone_power_db
-from callbridge.log import configure_logging, get_logger
+from callbridge.log import configure_logging
 from callbridge.sim.palabra.script import DEFAULT_SCRIPT
 from callbridge.sim.palabra.tones import TONE_HZ
 from callbridge.sim.stack import Stack, StackOptions
@@ -53,8 +53,6 @@ __all__ = [
     "main",
     "run_demo",
 ]
-
-log = get_logger("callbridge.demo")
 
 DEFAULT_OUT: Final = Path("demo-output")
 CALL_TIMEOUT_S: Final = 180.0
@@ -148,11 +146,14 @@ def main(argv: list[str], *, log_format: str | None = None, log_level: str | Non
         keep_running=args.keep_running,
         timeout_s=args.timeout,
     )
+    # Ctrl-C and SIGTERM both unwind through Stack's cleanup (every child stopped), even when
+    # the shell started us with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return run_demo(options)
     except DemoFailed as exc:
-        log.error("demo_failed", error=str(exc))
-        print(f"\ncallbridge demo FAILED: {exc}", flush=True)
+        print(f"\ncallbridge demo FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("\ncallbridge demo: interrupted, everything stopped", flush=True)
@@ -204,7 +205,7 @@ def run_demo(options: DemoOptions) -> int:
                     _keep_running(stack, say)
         finally:
             _save_logs(Path(tmp), out / "logs")
-    say.plain(f"process logs: {out / 'logs'}")
+            say.plain(f"process logs: {out / 'logs'}")
     return 0
 
 
@@ -235,7 +236,10 @@ def _run_call(
     deadline = time.monotonic() + options.timeout_s
     while not watch.finished():
         if time.monotonic() > deadline:
-            msg = f"the conversation did not finish within {options.timeout_s:.0f} s"
+            msg = (
+                f"the conversation did not finish within {options.timeout_s:.0f} s"
+                f" ({watch.progress()})"
+            )
             raise DemoFailed(msg)
         watch.poll()
         time.sleep(POLL_S)
@@ -279,8 +283,6 @@ def _keep_running(stack: Stack, say: Narrator) -> None:
     say.plain(
         f"  simulator report: {stack.twilio_url}/_sim/report, {stack.palabra_url}/_sim/report"
     )
-    # Our own SIGTERM is turned into KeyboardInterrupt too, so `kill` also stops everything.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             dead = _dead_process(stack)
@@ -350,6 +352,14 @@ class Watcher:
 
     def mark_hangup(self) -> None:
         self._told.add("hangup_sent")
+
+    def progress(self) -> str:
+        if self.bridged_at is None:
+            return "the call was never bridged"
+        played = sum(1 for u in self.utterances if u.get("played_at"))
+        total = f" of {len(self.script.lines)}" if self.script else ""
+        turns = sum(1 for t in self.turns if "ended_at" in t)
+        return f"{turns}{total} turns spoken, {played} translations heard"
 
     def finished(self) -> bool:
         if self.bridged_at is None:
