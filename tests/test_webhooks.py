@@ -205,7 +205,10 @@ def _first(group: BaseExceptionGroup[WebsocketResponseError]) -> WebsocketRespon
     return _first(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
-async def test_healthz(app: Any) -> None:
+async def test_healthz_reports_status_and_rejections(app: Any) -> None:
     quart_app, _, _ = app
-    response = await quart_app.test_client().get("/healthz")
-    assert (await response.get_json())["status"] == "ok"
+    await post(quart_app, "/twiml/client", INCOMING, None)
+    health = await (await quart_app.test_client().get("/healthz")).get_json()
+    assert health["status"] == "ok"
+    assert health["active_calls"] == 0
+    assert health["rejected"] == {"bad_signature": 1}

@@ -28,6 +28,8 @@ def create_app(services: Services) -> QuartTrio:
             "status": "draining" if services.supervisor.draining else "ok",
             "version": __version__,
             "active_calls": services.supervisor.active_count,
+            # Refused or malformed input since start, by kind (bad_signature, unknown_call, ...).
+            "rejected": dict(services.counters),
         }
 
     return app
