@@ -1,0 +1,389 @@
+"""Call control over Twilio, end to end: the real ``callbridge serve`` between the Twilio and
+Palabra simulators (separate processes, loopback, real time).
+
+Each test drives one scenario and asserts on three independent witnesses: the daemon's own log
+(``call_ended`` reason and counters), the Twilio simulator's report (what the carrier saw: call
+statuses, REST requests, webhooks and their answers, what each phone heard) and, where it
+matters, the daemon's ``/healthz``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import trio
+from trio_websocket import ConnectionRejected, wrap_client_stream
+
+from callbridge.config import PromptsConfig
+from callbridge.sim.stack import ACCOUNT_SID, OPERATORS
+from tests.e2e.conftest import (
+    StackFactory,
+    call_of,
+    calls_of,
+    daemon_event,
+    daemon_events,
+    healthz,
+    rms_dbfs,
+    signature,
+    wait_report,
+    wav_pcm,
+)
+
+pytestmark = pytest.mark.e2e
+
+FIRST, SECOND = OPERATORS
+APOLOGY = PromptsConfig().apology["en"]
+BUSY = PromptsConfig().busy["en"]
+SIG = "X-Twilio-Signature"
+
+
+def _marks_echoed(report: dict[str, Any], party: str) -> int:
+    return sum(
+        1
+        for s in report["streams"]
+        if s["party"] == party
+        for m in s["marks"]
+        if m["name"].startswith("u:") and m["echoed_at"] is not None
+    )
+
+
+def _heard_translation(report: dict[str, Any]) -> bool:
+    """Both listeners have heard at least one translated utterance to its end (its mark came
+    back), so the media path worked both ways."""
+    return _marks_echoed(report, "caller") >= 1 and _marks_echoed(report, "operator") >= 1
+
+
+def _rest_updates(report: dict[str, Any], sid: str) -> list[dict[str, Any]]:
+    return [
+        r for r in report["rest"] if r["endpoint"] == "update" and r["path"].endswith(sid + ".json")
+    ]
+
+
+def test_happy_path_caller_hangs_up(stack_factory: StackFactory, tmp_path: Path) -> None:
+    stack = stack_factory()
+    caller_sid = stack.place_call()
+    bridged = daemon_event(stack, "call_bridged")
+    wait_report(stack, "twilio", _heard_translation, what="translation heard both ways")
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup"
+    assert ended["caller_sid"] == caller_sid and ended["call_id"] == bridged["call_id"]
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    caller = call_of(report, caller_sid)
+    (operator,) = calls_of(report, "operator")
+    assert ended["operator_sid"] == operator["sid"] and operator["to"] == FIRST
+    assert caller["end_reason"] == "caller_hangup" and caller["status"] == "completed"
+    # The daemon ended the operator's leg itself, through REST.
+    assert operator["status"] == "completed" and operator["end_reason"] == "rest_completed"
+    (hangup,) = _rest_updates(report, operator["sid"])
+    assert hangup["form"]["Status"] == ["completed"] and hangup["status"] == 200
+    assert not _rest_updates(report, caller_sid)  # the caller was gone: nothing to hang up
+    # Both phones heard sound, and the daemon counted media both ways.
+    files = stack.sim_post("twilio", "/_sim/write-wavs", {"dir": str(tmp_path / "wavs")})["files"]
+    assert {Path(f).name for f in files} >= {"caller-heard.wav", "operator-heard.wav"}
+    for party in ("caller", "operator"):
+        assert rms_dbfs(wav_pcm(tmp_path / "wavs" / f"{party}-heard.wav")) > -40, party
+        assert report["parties"][party]["loud_ms"] > 1000, party
+        assert ended["media"][party]["frames_in"] > 50 and ended["media"][party]["frames_out"] > 50
+    assert healthz(stack)["active_calls"] == 0
+
+
+def _hung_up_by_daemon(report: dict[str, Any], sid: str, status: str = "completed") -> None:
+    """The daemon ended this leg through REST (``Status=<status>``) and the carrier obeyed."""
+    call = call_of(report, sid)
+    updates = [u for u in _rest_updates(report, sid) if u["form"].get("Status") == [status]]
+    assert updates and updates[-1]["status"] == 200, _rest_updates(report, sid)
+    assert call["end_reason"] == f"rest_{status}" and call["status"] == status, call
+
+
+def _apology_after_update(report: dict[str, Any], caller_sid: str, text: str) -> None:
+    """The caller heard ``text`` after the daemon replaced their TwiML by REST, then was hung
+    up by that TwiML (not by the carrier or a REST hang-up)."""
+    updates = [u for u in _rest_updates(report, caller_sid) if "Twiml" in u["form"]]
+    assert updates and updates[-1]["status"] == 200, _rest_updates(report, caller_sid)
+    assert text in updates[-1]["form"]["Twiml"][0]
+    said = [e for e in report["parties"]["caller"]["events"] if e["kind"] == "say"]
+    assert said[-1]["text"] == text and said[-1]["at"] >= updates[-1]["at"]
+    caller = call_of(report, caller_sid)
+    assert [v["verb"] for v in caller["verbs"]][-2:] == ["Say", "Hangup"], caller
+    assert caller["status"] == "completed" and caller["end_reason"] == "twiml_end"
+
+
+def test_no_answer_then_second_operator(stack_factory: StackFactory) -> None:
+    stack = stack_factory(
+        scenario={"operators": {FIRST: {"outcome": "no-answer"}}},
+        daemon_env={"CALLBRIDGE_OPERATORS_RING_TIMEOUT_S": "5"},
+    )
+    caller_sid = stack.place_call()
+    first = daemon_event(stack, "operator_dialed", attempt=1)
+    assert first["operator"] == FIRST
+    missed = daemon_event(stack, "operator_not_reached", operator_sid=first["operator_sid"])
+    assert missed["status"] == "no-answer"
+    second = daemon_event(stack, "operator_dialed", attempt=2)
+    assert second["operator"] == SECOND
+    daemon_event(stack, "operator_answered", operator_sid=second["operator_sid"])
+    bridged = daemon_event(stack, "call_bridged")
+    assert bridged["operator"] == SECOND and bridged["operator_sid"] == second["operator_sid"]
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup" and ended["operator"] == SECOND
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    missed_call = call_of(report, first["operator_sid"])
+    assert missed_call["to"] == FIRST and missed_call["status"] == "no-answer"
+    assert missed_call["answered_at"] is None
+    assert call_of(report, second["operator_sid"])["answered_at"] is not None
+    _hung_up_by_daemon(report, second["operator_sid"])
+    # The ring timeout went to Twilio, and the no-answer was reported to (and taken by) the daemon.
+    creates = [r for r in report["rest"] if r["endpoint"] == "create"]
+    assert [c["form"]["To"] for c in creates] == [[FIRST], [SECOND]]
+    assert all(c["form"]["Timeout"] == ["5"] for c in creates)
+    no_answer = [
+        w for w in report["webhooks"]
+        if w["call_sid"] == first["operator_sid"] and w["params"].get("CallStatus") == "no-answer"
+    ]  # fmt: skip
+    assert no_answer and all(w["status"] == 204 for w in no_answer)
+    assert caller_sid == ended["caller_sid"]
+
+
+def test_all_operators_busy_caller_hears_apology(stack_factory: StackFactory) -> None:
+    stack = stack_factory(scenario={"default_operator": {"outcome": "busy"}})
+    caller_sid = stack.place_call()
+    ended = stack.call_ended()
+    assert ended["reason"] == "no_operator"
+    assert [e["status"] for e in daemon_events(stack, "operator_not_reached")] == [
+        "busy",
+        "busy",
+    ]
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    assert sorted(c["to"] for c in calls_of(report, "operator")) == sorted(OPERATORS)
+    assert all(c["status"] == "busy" for c in calls_of(report, "operator"))
+    _apology_after_update(report, caller_sid, APOLOGY)
+    assert healthz(stack)["active_calls"] == 0
+
+
+def test_caller_hangs_up_while_operator_rings(stack_factory: StackFactory) -> None:
+    # The operator would ring until Twilio's timeout: only the daemon's cancel ends it early.
+    stack = stack_factory(scenario={"default_operator": {"answer_delay_s": 60}})
+    caller_sid = stack.place_call()
+    dialed = daemon_event(stack, "operator_dialed")
+    daemon_event(stack, "media_started", role="caller")  # the caller is on hold, listening
+    wait_report(
+        stack,
+        "twilio",
+        lambda r: call_of(r, dialed["operator_sid"])["status"] == "ringing",
+        what="operator ringing",
+    )
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup"
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    assert call_of(report, caller_sid)["end_reason"] == "caller_hangup"
+    _hung_up_by_daemon(report, dialed["operator_sid"], status="canceled")
+    assert call_of(report, dialed["operator_sid"])["answered_at"] is None
+    assert not daemon_events(stack, "call_bridged")
+
+
+def test_operator_hangs_up_mid_call(stack_factory: StackFactory) -> None:
+    stack = stack_factory()
+    caller_sid = stack.place_call()
+    bridged = daemon_event(stack, "call_bridged")
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "operator"})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "operator_hangup"
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    operator = call_of(report, bridged["operator_sid"])
+    assert operator["end_reason"] == "operator_hangup"
+    assert not _rest_updates(report, operator["sid"])  # already gone: no REST for it
+    _hung_up_by_daemon(report, caller_sid)
+    assert healthz(stack)["active_calls"] == 0
+
+
+def test_max_calls_refuses_second_caller(stack_factory: StackFactory) -> None:
+    stack = stack_factory(daemon_env={"CALLBRIDGE_SERVER_MAX_CALLS": "1"})
+    first_sid = stack.place_call()
+    daemon_event(stack, "call_bridged")
+    second_sid = stack.place_call(**{"from": "+15550100002"})
+    refused = daemon_event(stack, "call_refused")
+    assert refused["caller_sid"] == second_sid and refused["reason"] == "max_calls"
+    report = wait_report(
+        stack,
+        "twilio",
+        lambda r: call_of(r, second_sid)["status"] == "completed",
+        what="second caller done",
+    )
+    second = call_of(report, second_sid)
+    assert [v["verb"] for v in second["verbs"]] == ["Say", "Hangup"]
+    assert second["end_reason"] == "twiml_end" and not second["streams"]
+    (webhook,) = [w for w in report["webhooks"] if w["call_sid"] == second_sid]
+    assert webhook["status"] == 200 and BUSY in webhook["response_body"]
+    # The first call did not notice: still up, then ends the ordinary way.
+    assert call_of(report, first_sid)["status"] == "in-progress"
+    assert healthz(stack)["active_calls"] == 1
+    stack.sim_post("twilio", "/_sim/hangup", {"call_sid": first_sid})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup" and ended["caller_sid"] == first_sid
+    assert stack.wait_idle(30)
+    assert len(daemon_events(stack, "call_started")) == 1
+    assert len(daemon_events(stack, "call_ended")) == 1
+    assert len(calls_of(stack.report("twilio"), "operator")) == 1
+
+
+def _webhooks_of(report: dict[str, Any], sid: str, kind: str) -> list[dict[str, Any]]:
+    return [w for w in report["webhooks"] if w["call_sid"] == sid and w["kind"] == kind]
+
+
+def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> None:
+    stack = stack_factory(
+        scenario={
+            "faults": [
+                {"kind": "bad_signature", "target": "webhooks", "times": 1},
+                {"kind": "missing_signature", "target": "webhooks", "times": 1},
+            ],
+            "default_operator": {"answer_delay_s": 5},  # refused callers find it still ringing
+        },
+        config_toml="[media]\nlegs_connect_timeout_s = 4\n",
+    )
+    # HTTP: two incoming calls, one signed with the wrong token, one not signed at all.
+    forged = [stack.place_call(), stack.place_call()]
+    report = wait_report(
+        stack,
+        "twilio",
+        lambda r: all(call_of(r, sid)["status"] == "completed" for sid in forged),
+        what="refused callers done",
+    )
+    hooks = [w for sid in forged for w in _webhooks_of(report, sid, "incoming_call")]
+    assert sorted(w["signed"] for w in hooks) == [False, True]
+    assert all(w["status"] == 403 for w in hooks)
+    rejected = daemon_events(stack, "signature_rejected", route="/twiml/client")
+    assert sorted(r["present"] for r in rejected) == [False, True]
+    assert not daemon_events(stack, "call_started")
+
+    # WebSocket: good webhooks, then one caller's upgrade signed wrong and the next one's unsigned.
+    stack.sim_post(
+        "twilio",
+        "/_sim/faults",
+        {
+            "faults": [
+                {"kind": "bad_signature", "target": "websocket", "times": 1},
+                {"kind": "missing_signature", "target": "websocket", "times": 1},
+            ]
+        },
+    )
+    for signed in (True, False):
+        caller_sid = stack.place_call()
+        # Twilio goes on to the <Connect action> (we answer <Hangup/>): the call ends at once,
+        # long before any media timeout, and the operator still ringing is cancelled.
+        ended = daemon_event(stack, "call_ended", caller_sid=caller_sid)
+        assert ended["reason"] == "caller_hangup"
+        assert stack.wait_idle(30)
+        report = stack.report("twilio")
+        (hook,) = _webhooks_of(report, caller_sid, "incoming_call")
+        assert hook["status"] == 200 and hook["signed"]
+        (stream,) = [s for s in report["streams"] if s["call_sid"] == caller_sid]
+        assert stream["signed"] is signed and stream["error"] == 31920, stream
+        assert stream["started_at"] is None
+        (action,) = _webhooks_of(report, caller_sid, "connect_action")
+        assert action["status"] == 200 and "<Hangup" in action["response_body"]
+        _hung_up_by_daemon(report, ended["operator_sid"], status="canceled")
+        rejected = daemon_event(stack, "signature_rejected", route=urlsplit(stream["url"]).path)
+        assert rejected["present"] is signed and rejected["upgrade"]
+        # Nothing leaked: the daemon holds no call and every leg at the carrier has ended.
+        assert healthz(stack)["active_calls"] == 0
+        assert all(c["status"] not in ("ringing", "in-progress") for c in report["calls"])
+    assert not daemon_events(stack, "call_bridged")
+
+
+async def _upgrade(port: int, resource: str, sig: str) -> int:
+    """Attempt a WebSocket upgrade as Twilio would; the HTTP status (101 when accepted)."""
+    status = 101
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    headers = [(SIG.encode(), sig.encode())]
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(
+                nursery, tcp, f"127.0.0.1:{port}", resource, extra_headers=headers
+            )
+            await ws.aclose()
+    except* ConnectionRejected as group:
+        status = int(group.exceptions[0].status_code)  # type: ignore[attr-defined]
+    finally:
+        await trio.aclose_forcefully(tcp)  # trio-websocket leaves it open after a rejection
+    return status
+
+
+async def test_unknown_call_ids_are_404(stack_factory: StackFactory) -> None:
+    stack = stack_factory()
+    unknown = "no-such-call"
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "0" * 32, "CallStatus": "completed"}
+    for path in (f"/twiml/operator/{unknown}", f"/twilio/status/{unknown}/operator"):
+        url = stack.app_url + path
+        response = stack.http.post(url, data=form, headers={SIG: signature(url, form)})
+        assert response.status_code == 404, path
+        daemon_event(stack, "unknown_call", route=path)
+
+    resource = f"/media/{unknown}/caller"
+    ws_url = stack.app_url.replace("http://", "ws://") + resource
+    with trio.fail_after(10):
+        assert await _upgrade(stack.app_port, resource, signature(ws_url)) == 404
+        assert await _upgrade(stack.app_port, resource, "forged") == 403
+    daemon_event(stack, "unknown_call", route=f"/media/{unknown}/caller")
+    # Our own signatures were good: only the forged upgrade was a signature failure.
+    (forged,) = daemon_events(stack, "signature_rejected")
+    assert forged["upgrade"] and forged["present"]
+    assert healthz(stack)["active_calls"] == 0
+
+
+def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFactory) -> None:
+    stack = stack_factory(
+        scenario={
+            "callbacks": {"duplicate": True, "reorder": True, "hold_s": 0.5},
+            # 503 on create was refused before any work: safe to retry. 500 on a hang-up
+            # (an update of one call) is idempotent: safe to retry too.
+            "rest_errors": [
+                {"endpoint": "create", "status": 503, "times": 1},
+                {"endpoint": "update", "status": 500, "times": 1},
+            ],
+        }
+    )
+    caller_sid = stack.place_call()
+    bridged = daemon_event(stack, "call_bridged")
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup" and ended["caller_sid"] == caller_sid
+    assert stack.wait_idle(30)
+    report = stack.report("twilio")
+    operator_sid = bridged["operator_sid"]
+    # One ring despite the failed create; the hang-up went through on its second attempt.
+    assert [c["sid"] for c in calls_of(report, "operator")] == [operator_sid]
+    creates = [r for r in report["rest"] if r["endpoint"] == "create"]
+    assert [(c["status"], c.get("injected", False)) for c in creates] == [(503, True), (201, False)]
+    updates = _rest_updates(report, operator_sid)
+    assert [(u["status"], u.get("injected", False)) for u in updates] == [(500, True), (200, False)]
+    assert all(u["form"]["Status"] == ["completed"] for u in updates)
+    assert call_of(report, operator_sid)["end_reason"] == "rest_completed"
+    retries = daemon_events(stack, "twilio_rest_retry")
+    assert sorted(r["status"] for r in retries) == [500, 503]
+    # Every status callback came twice and at least one pair came out of order.
+    callbacks = _webhooks_of(report, operator_sid, "status_callback")
+    sequence = [int(c["params"]["SequenceNumber"]) for c in callbacks]
+    assert sequence[::2] == sequence[1::2], sequence
+    assert sequence != sorted(sequence), sequence
+    assert {c["params"]["CallStatus"] for c in callbacks} >= {"in-progress", "completed"}
+    assert all(c["status"] == 204 for c in callbacks)
+    logged = [r for r in daemon_events(stack, "status_callback") if r["call_sid"] == operator_sid]
+    assert len(logged) == len(callbacks)
+    assert len(daemon_events(stack, "call_ended")) == 1
