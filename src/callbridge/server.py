@@ -88,6 +88,7 @@ async def serve(
                 drain.start_soon(_cancel_on_second_signal, again, services.supervisor.cancel_all)
                 await services.supervisor.drain(config.server.shutdown_grace_s)
                 drain.cancel_scope.cancel()
+        services.transcripts.close_feeds()
         stop_web.set()
     log.info("stopped")
 

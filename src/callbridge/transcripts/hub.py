@@ -272,7 +272,9 @@ class TranscriptHub:
             await trio.sleep(_PRUNE_INTERVAL_S)
             self.store.prune(self.config.retention_days)
 
-    def _close_feeds(self) -> None:
+    def close_feeds(self) -> None:
+        """End every open feed now (shutdown), so pages reconnect elsewhere instead of holding the
+        web server's graceful stop open; idempotent."""
         self._closed = True
         self.broadcaster.close()
 
@@ -309,5 +311,5 @@ async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
             finally:
                 nursery.cancel_scope.cancel()
     finally:
-        hub._close_feeds()
+        hub.close_feeds()
         await store.close()
