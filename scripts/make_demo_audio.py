@@ -49,7 +49,8 @@ TURNS: tuple[tuple[str, str, str, float], ...] = (
         "caller",
         "Hello, I would like to book an appointment with the doctor.",
         "Здравствуйте, я хотел бы записаться на приём к врачу.",
-        1.0,
+        # The caller's stream starts while the operator still rings; speak once they are on.
+        3.0,
     ),
     (
         "operator",
