@@ -300,6 +300,20 @@ class TestFailures:
             assert ("hangup", sid) not in h.control.actions  # already gone
             h.assert_nothing_left(caller, operator)
 
+    async def test_translators_never_ready_after_answer_fail_the_call(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness(ready_delay=1000.0) as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            sid = await h.dialed()
+            assert session.operator_answered(sid)
+            assert await h.ended(session) == "translation_failed"
+            h.assert_nothing_left(caller)
+            assert any(a[0] == "twiml" and a[1] == CALLER_SID for a in h.control.actions)  # apology
+            assert ("hangup", sid) in h.control.actions
+
 
 class TestSupervisor:
     async def test_max_calls_refuses_and_other_calls_are_untouched(

@@ -190,10 +190,10 @@ class CallSession:
             await self._leg_arrived[Role.CALLER].wait()
             await links_ready.wait()
             await self.media.wait_streams_started()
-        if not self._bridgeable(links_ready):
-            raise CallEnded(
-                "media_timeout", f"media legs or translators not ready {timeout} s after answer"
-            )
+        if not links_ready.is_set():
+            raise CallEnded("translation_failed", f"translators not ready {timeout} s after answer")
+        if not self._bridgeable():
+            raise CallEnded("media_timeout", f"media legs not ready {timeout} s after answer")
         self.record.status = "connected"
         self._deps.transcripts.call_updated(self.record)
         log.info(
@@ -203,10 +203,8 @@ class CallSession:
         nursery.start_soon(self.media.run_output, Role.OPERATOR, self._legs_getter(Role.OPERATOR))
         await self._watch_operator_status()
 
-    def _bridgeable(self, links_ready: trio.Event) -> bool:
-        return (
-            links_ready.is_set() and self.media.streams_started() and len(self._legs) == len(Role)
-        )
+    def _bridgeable(self) -> bool:
+        return self.media.streams_started() and len(self._legs) == len(Role)
 
     def _legs_getter(self, role: Role) -> Any:
         async def get() -> MediaLeg:
