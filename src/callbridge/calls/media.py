@@ -303,7 +303,11 @@ class CallMedia:
                     ):
                         await bell.receive()
                 frame = mixer.next_frame()
-                if not probe.should_skip(_is_quiet(frame), trio.current_time()):
+                # Looking at the frame's level only while a trim waits keeps the common path cheap.
+                trim = probe.trim_pending and probe.should_skip(
+                    _is_quiet(frame), trio.current_time()
+                )
+                if not trim:
                     self._send_mixed(leg, listener, stream_sid, frame, probe)
             else:
                 await trio.sleep_until(slot)

@@ -81,6 +81,10 @@ class PlayoutProbe:
         if creep or over_target:
             self._trim_since = now
 
+    @property
+    def trim_pending(self) -> bool:
+        return self._trim_since is not None
+
     def should_skip(self, quiet: bool, now: float) -> bool:
         """Whether to drop the frame about to be sent (only ever one per decision)."""
         if self._trim_since is None or not (quiet or now - self._trim_since > MAX_WAIT_S):
