@@ -8,6 +8,7 @@ makes every exit path release it.
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -52,26 +53,31 @@ async def _open(
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     stream: trio.abc.Stream | None = None
     try:
-        async with trio.open_nursery() as nursery:
-            with trio.move_on_after(timeout_s) as deadline:
-                if secure:
-                    stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=tls)
-                else:
-                    stream = await trio.open_tcp_stream(host, port)
-                ws = await wrap_client_stream(
-                    nursery, stream, host_header, resource, max_message_size=MAX_MESSAGE_BYTES
-                )
-            if deadline.cancelled_caught:
-                raise ConnectionTimeout
-            try:
-                yield ws
-            finally:
-                with trio.move_on_after(CLOSE_GRACE_S) as closing:
-                    closing.shield = True
-                    await ws.aclose()
-                # The reader task waits on the socket until it closes.
-                if stream is not None:
-                    await trio.aclose_forcefully(stream)
+        # Shielded only while closing: the handshake needs the reader task (in this nursery) to
+        # read the server's reply, so a cancellation arriving meanwhile must not kill it first.
+        with trio.CancelScope() as guard:
+            async with trio.open_nursery() as nursery:
+                with trio.move_on_after(timeout_s) as deadline:
+                    if secure:
+                        stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=tls)
+                    else:
+                        stream = await trio.open_tcp_stream(host, port)
+                    ws = await wrap_client_stream(
+                        nursery, stream, host_header, resource, max_message_size=MAX_MESSAGE_BYTES
+                    )
+                if deadline.cancelled_caught:
+                    raise ConnectionTimeout
+                try:
+                    yield ws
+                finally:
+                    # Already cancelled, the reader is gone too: no reply can come, don't wait.
+                    if trio.current_effective_deadline() != -math.inf:
+                        guard.shield = True
+                        with trio.move_on_after(CLOSE_GRACE_S):
+                            await ws.aclose()
+                    # The reader task waits on the socket until it closes.
+                    if stream is not None:
+                        await trio.aclose_forcefully(stream)
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
