@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from pathlib import Path
@@ -135,9 +136,13 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
                 return twilio_error(code, 404 if code == 20404 else 400, request.path)
             if status == "canceled" and call.status == "in-progress":
                 return _json(call.to_json())  # Twilio ignores cancel on an answered call
-            await call.end(
-                status if call.status != "in-progress" else "completed", reason=f"rest_{status}"
-            )
+            final = status if call.status != "in-progress" else "completed"
+            if call.stream is not None:
+                # Twilio answers at once; the stream's stop and close handshake follow. Waiting
+                # for them here would stall an app that closes its sockets after this request.
+                sim.nursery.start_soon(functools.partial(call.end, final, reason=f"rest_{status}"))
+                return _json(call.to_json() | {"status": final})
+            await call.end(final, reason=f"rest_{status}")
             return _json(call.to_json())
         twiml, url = form.get("Twiml"), form.get("Url")
         if twiml is None and url is None:
