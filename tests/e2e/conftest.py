@@ -6,7 +6,7 @@ on an event (a log line, a report condition) with a generous deadline, never a f
 tests run in real time on busy 2-core CI machines.
 
 Helpers live here (plain functions, importable as ``tests.e2e.conftest``) so every e2e module
-shares one vocabulary: ``daemon_event``, ``wait_report``, ``call_of``, ``healthz``, ``signed``.
+shares one vocabulary: ``daemon_event``, ``wait_report``, ``call_of``, ``assert_apology``, ...
 """
 
 from __future__ import annotations
@@ -22,25 +22,35 @@ import numpy as np
 import pytest
 from twilio.request_validator import RequestValidator
 
+from callbridge.config import PromptsConfig
 from callbridge.sim.stack import AUTH_TOKEN, Stack, StackOptions
 
 __all__ = [
+    "APOLOGY",
+    "FAST_PALABRA",
     "StackFactory",
+    "assert_apology",
+    "assert_hung_up_by_daemon",
     "call_of",
     "calls_of",
     "daemon_event",
     "daemon_events",
     "healthz",
+    "heard_translation_both_ways",
+    "marks_heard",
+    "rest_updates",
     "rms_dbfs",
     "signature",
     "wait_report",
     "wav_pcm",
+    "webhooks_of",
 ]
 
 # Generous: a loaded 2-core machine can stall a process for seconds.
 EVENT_TIMEOUT_S = 30.0
 # Palabra answers fast so calls bridge quickly (the default is a realistic second or more).
 FAST_PALABRA = ("--ready-delay-s", "0.3")
+APOLOGY = PromptsConfig().apology["en"]
 
 StackFactory = Callable[..., Stack]
 
@@ -128,6 +138,61 @@ def calls_of(report: Mapping[str, Any], party: str) -> list[dict[str, Any]]:
 def call_of(report: Mapping[str, Any], sid: str) -> dict[str, Any]:
     (call,) = [c for c in report["calls"] if c["sid"] == sid]
     return call
+
+
+# ---- what the carrier saw (Twilio simulator report) --------------------------------------------
+
+
+def marks_heard(report: Mapping[str, Any], party: str, after: float = 0.0) -> int:
+    """Translated utterances (``u:`` marks) ``party`` heard to their end (the mark came back),
+    optionally only those finished after wall time ``after``."""
+    return sum(
+        1
+        for s in report["streams"]
+        if s["party"] == party
+        for m in s["marks"]
+        if m["name"].startswith("u:") and m["echoed_at"] is not None and m["echoed_at"] > after
+    )
+
+
+def heard_translation_both_ways(report: Mapping[str, Any]) -> bool:
+    """Both listeners heard at least one translated utterance to its end: the media path and
+    both translators worked."""
+    return marks_heard(report, "caller") >= 1 and marks_heard(report, "operator") >= 1
+
+
+def rest_updates(report: Mapping[str, Any], sid: str) -> list[dict[str, Any]]:
+    """REST updates (hang-up, cancel, new TwiML) the daemon sent for one call, in order."""
+    return [
+        r for r in report["rest"] if r["endpoint"] == "update" and r["path"].endswith(sid + ".json")
+    ]
+
+
+def webhooks_of(report: Mapping[str, Any], sid: str, kind: str) -> list[dict[str, Any]]:
+    return [w for w in report["webhooks"] if w["call_sid"] == sid and w["kind"] == kind]
+
+
+def assert_hung_up_by_daemon(
+    report: Mapping[str, Any], sid: str, status: str = "completed"
+) -> None:
+    """The daemon ended this leg through REST (``Status=<status>``) and the carrier obeyed."""
+    call = call_of(report, sid)
+    updates = [u for u in rest_updates(report, sid) if u["form"].get("Status") == [status]]
+    assert updates and updates[-1]["status"] == 200, rest_updates(report, sid)
+    assert call["end_reason"] == f"rest_{status}" and call["status"] == status, call
+
+
+def assert_apology(report: Mapping[str, Any], caller_sid: str, text: str = APOLOGY) -> None:
+    """The caller heard ``text`` after the daemon replaced their TwiML by REST, then was hung
+    up by that TwiML (not by the carrier or a REST hang-up)."""
+    updates = [u for u in rest_updates(report, caller_sid) if "Twiml" in u["form"]]
+    assert updates and updates[-1]["status"] == 200, rest_updates(report, caller_sid)
+    assert text in updates[-1]["form"]["Twiml"][0]
+    said = [e for e in report["parties"]["caller"]["events"] if e["kind"] == "say"]
+    assert said[-1]["text"] == text and said[-1]["at"] >= updates[-1]["at"]
+    caller = call_of(report, caller_sid)
+    assert [v["verb"] for v in caller["verbs"]][-2:] == ["Say", "Hangup"], caller
+    assert caller["status"] == "completed" and caller["end_reason"] == "twiml_end"
 
 
 def healthz(stack: Stack) -> dict[str, Any]:

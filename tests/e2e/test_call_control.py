@@ -10,7 +10,6 @@ matters, the daemon's ``/healthz``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,53 +19,36 @@ from trio_websocket import ConnectionRejected, wrap_client_stream
 from callbridge.config import PromptsConfig
 from callbridge.sim.stack import ACCOUNT_SID, OPERATORS
 from tests.e2e.conftest import (
+    APOLOGY,
     StackFactory,
+    assert_apology,
+    assert_hung_up_by_daemon,
     call_of,
     calls_of,
     daemon_event,
     daemon_events,
     healthz,
+    heard_translation_both_ways,
+    rest_updates,
     rms_dbfs,
     signature,
     wait_report,
     wav_pcm,
+    webhooks_of,
 )
 
 pytestmark = pytest.mark.e2e
 
 FIRST, SECOND = OPERATORS
-APOLOGY = PromptsConfig().apology["en"]
 BUSY = PromptsConfig().busy["en"]
 SIG = "X-Twilio-Signature"
-
-
-def _marks_echoed(report: dict[str, Any], party: str) -> int:
-    return sum(
-        1
-        for s in report["streams"]
-        if s["party"] == party
-        for m in s["marks"]
-        if m["name"].startswith("u:") and m["echoed_at"] is not None
-    )
-
-
-def _heard_translation(report: dict[str, Any]) -> bool:
-    """Both listeners have heard at least one translated utterance to its end (its mark came
-    back), so the media path worked both ways."""
-    return _marks_echoed(report, "caller") >= 1 and _marks_echoed(report, "operator") >= 1
-
-
-def _rest_updates(report: dict[str, Any], sid: str) -> list[dict[str, Any]]:
-    return [
-        r for r in report["rest"] if r["endpoint"] == "update" and r["path"].endswith(sid + ".json")
-    ]
 
 
 def test_happy_path_caller_hangs_up(stack_factory: StackFactory, tmp_path: Path) -> None:
     stack = stack_factory()
     caller_sid = stack.place_call()
     bridged = daemon_event(stack, "call_bridged")
-    wait_report(stack, "twilio", _heard_translation, what="translation heard both ways")
+    wait_report(stack, "twilio", heard_translation_both_ways, what="translation heard both ways")
     stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
 
     ended = stack.call_ended()
@@ -80,9 +62,9 @@ def test_happy_path_caller_hangs_up(stack_factory: StackFactory, tmp_path: Path)
     assert caller["end_reason"] == "caller_hangup" and caller["status"] == "completed"
     # The daemon ended the operator's leg itself, through REST.
     assert operator["status"] == "completed" and operator["end_reason"] == "rest_completed"
-    (hangup,) = _rest_updates(report, operator["sid"])
+    (hangup,) = rest_updates(report, operator["sid"])
     assert hangup["form"]["Status"] == ["completed"] and hangup["status"] == 200
-    assert not _rest_updates(report, caller_sid)  # the caller was gone: nothing to hang up
+    assert not rest_updates(report, caller_sid)  # the caller was gone: nothing to hang up
     # Both phones heard sound, and the daemon counted media both ways.
     files = stack.sim_post("twilio", "/_sim/write-wavs", {"dir": str(tmp_path / "wavs")})["files"]
     assert {Path(f).name for f in files} >= {"caller-heard.wav", "operator-heard.wav"}
@@ -91,27 +73,6 @@ def test_happy_path_caller_hangs_up(stack_factory: StackFactory, tmp_path: Path)
         assert report["parties"][party]["loud_ms"] > 1000, party
         assert ended["media"][party]["frames_in"] > 50 and ended["media"][party]["frames_out"] > 50
     assert healthz(stack)["active_calls"] == 0
-
-
-def _hung_up_by_daemon(report: dict[str, Any], sid: str, status: str = "completed") -> None:
-    """The daemon ended this leg through REST (``Status=<status>``) and the carrier obeyed."""
-    call = call_of(report, sid)
-    updates = [u for u in _rest_updates(report, sid) if u["form"].get("Status") == [status]]
-    assert updates and updates[-1]["status"] == 200, _rest_updates(report, sid)
-    assert call["end_reason"] == f"rest_{status}" and call["status"] == status, call
-
-
-def _apology_after_update(report: dict[str, Any], caller_sid: str, text: str) -> None:
-    """The caller heard ``text`` after the daemon replaced their TwiML by REST, then was hung
-    up by that TwiML (not by the carrier or a REST hang-up)."""
-    updates = [u for u in _rest_updates(report, caller_sid) if "Twiml" in u["form"]]
-    assert updates and updates[-1]["status"] == 200, _rest_updates(report, caller_sid)
-    assert text in updates[-1]["form"]["Twiml"][0]
-    said = [e for e in report["parties"]["caller"]["events"] if e["kind"] == "say"]
-    assert said[-1]["text"] == text and said[-1]["at"] >= updates[-1]["at"]
-    caller = call_of(report, caller_sid)
-    assert [v["verb"] for v in caller["verbs"]][-2:] == ["Say", "Hangup"], caller
-    assert caller["status"] == "completed" and caller["end_reason"] == "twiml_end"
 
 
 def test_no_answer_then_second_operator(stack_factory: StackFactory) -> None:
@@ -139,7 +100,7 @@ def test_no_answer_then_second_operator(stack_factory: StackFactory) -> None:
     assert missed_call["to"] == FIRST and missed_call["status"] == "no-answer"
     assert missed_call["answered_at"] is None
     assert call_of(report, second["operator_sid"])["answered_at"] is not None
-    _hung_up_by_daemon(report, second["operator_sid"])
+    assert_hung_up_by_daemon(report, second["operator_sid"])
     # The ring timeout went to Twilio, and the no-answer was reported to (and taken by) the daemon.
     creates = [r for r in report["rest"] if r["endpoint"] == "create"]
     assert [c["form"]["To"] for c in creates] == [[FIRST], [SECOND]]
@@ -165,7 +126,7 @@ def test_all_operators_busy_caller_hears_apology(stack_factory: StackFactory) ->
     report = stack.report("twilio")
     assert sorted(c["to"] for c in calls_of(report, "operator")) == sorted(OPERATORS)
     assert all(c["status"] == "busy" for c in calls_of(report, "operator"))
-    _apology_after_update(report, caller_sid, APOLOGY)
+    assert_apology(report, caller_sid, APOLOGY)
     assert healthz(stack)["active_calls"] == 0
 
 
@@ -188,7 +149,7 @@ def test_caller_hangs_up_while_operator_rings(stack_factory: StackFactory) -> No
     assert stack.wait_idle(30)
     report = stack.report("twilio")
     assert call_of(report, caller_sid)["end_reason"] == "caller_hangup"
-    _hung_up_by_daemon(report, dialed["operator_sid"], status="canceled")
+    assert_hung_up_by_daemon(report, dialed["operator_sid"], status="canceled")
     assert call_of(report, dialed["operator_sid"])["answered_at"] is None
     assert not daemon_events(stack, "call_bridged")
 
@@ -205,8 +166,8 @@ def test_operator_hangs_up_mid_call(stack_factory: StackFactory) -> None:
     report = stack.report("twilio")
     operator = call_of(report, bridged["operator_sid"])
     assert operator["end_reason"] == "operator_hangup"
-    assert not _rest_updates(report, operator["sid"])  # already gone: no REST for it
-    _hung_up_by_daemon(report, caller_sid)
+    assert not rest_updates(report, operator["sid"])  # already gone: no REST for it
+    assert_hung_up_by_daemon(report, caller_sid)
     assert healthz(stack)["active_calls"] == 0
 
 
@@ -241,10 +202,6 @@ def test_max_calls_refuses_second_caller(stack_factory: StackFactory) -> None:
     assert len(calls_of(stack.report("twilio"), "operator")) == 1
 
 
-def _webhooks_of(report: dict[str, Any], sid: str, kind: str) -> list[dict[str, Any]]:
-    return [w for w in report["webhooks"] if w["call_sid"] == sid and w["kind"] == kind]
-
-
 def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> None:
     stack = stack_factory(
         scenario={
@@ -264,7 +221,7 @@ def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> 
         lambda r: all(call_of(r, sid)["status"] == "completed" for sid in forged),
         what="refused callers done",
     )
-    hooks = [w for sid in forged for w in _webhooks_of(report, sid, "incoming_call")]
+    hooks = [w for sid in forged for w in webhooks_of(report, sid, "incoming_call")]
     assert sorted(w["signed"] for w in hooks) == [False, True]
     assert all(w["status"] == 403 for w in hooks)
     rejected = daemon_events(stack, "signature_rejected", route="/twiml/client")
@@ -290,14 +247,14 @@ def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> 
         assert ended["reason"] == "caller_hangup"
         assert stack.wait_idle(30)
         report = stack.report("twilio")
-        (hook,) = _webhooks_of(report, caller_sid, "incoming_call")
+        (hook,) = webhooks_of(report, caller_sid, "incoming_call")
         assert hook["status"] == 200 and hook["signed"]
         (stream,) = [s for s in report["streams"] if s["call_sid"] == caller_sid]
         assert stream["signed"] is signed and stream["error"] == 31920, stream
         assert stream["started_at"] is None
-        (action,) = _webhooks_of(report, caller_sid, "connect_action")
+        (action,) = webhooks_of(report, caller_sid, "connect_action")
         assert action["status"] == 200 and "<Hangup" in action["response_body"]
-        _hung_up_by_daemon(report, ended["operator_sid"], status="canceled")
+        assert_hung_up_by_daemon(report, ended["operator_sid"], status="canceled")
         rejected = daemon_event(stack, "signature_rejected", route=urlsplit(stream["url"]).path)
         assert rejected["present"] is signed and rejected["upgrade"]
         # Nothing leaked: the daemon holds no call and every leg at the carrier has ended.
@@ -371,14 +328,14 @@ def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFac
     assert [c["sid"] for c in calls_of(report, "operator")] == [operator_sid]
     creates = [r for r in report["rest"] if r["endpoint"] == "create"]
     assert [(c["status"], c.get("injected", False)) for c in creates] == [(503, True), (201, False)]
-    updates = _rest_updates(report, operator_sid)
+    updates = rest_updates(report, operator_sid)
     assert [(u["status"], u.get("injected", False)) for u in updates] == [(500, True), (200, False)]
     assert all(u["form"]["Status"] == ["completed"] for u in updates)
     assert call_of(report, operator_sid)["end_reason"] == "rest_completed"
     retries = daemon_events(stack, "twilio_rest_retry")
     assert sorted(r["status"] for r in retries) == [500, 503]
     # Every status callback came twice and at least one pair came out of order.
-    callbacks = _webhooks_of(report, operator_sid, "status_callback")
+    callbacks = webhooks_of(report, operator_sid, "status_callback")
     sequence = [int(c["params"]["SequenceNumber"]) for c in callbacks]
     assert sequence[::2] == sequence[1::2], sequence
     assert sequence != sorted(sequence), sequence
