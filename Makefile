@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint typecheck unit e2e bench clean
+.PHONY: run serve test lint typecheck unit e2e bench bench-calls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e and not browser"
 
+e2e: $(STAMP)
+	$(BIN)/pytest -m e2e
+
 test: $(STAMP)
 	bash scripts/test.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+bench-calls: $(STAMP)
+	$(BIN)/python -m benchmarks.calls --calls 1 4 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
