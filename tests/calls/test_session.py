@@ -300,6 +300,22 @@ class TestFailures:
             assert ("hangup", sid) not in h.control.actions  # already gone
             h.assert_nothing_left(caller, operator)
 
+    async def test_operator_hanging_up_before_the_bridge_ends_the_call_at_once(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            caller = await h.caller_on_hold(session)
+            sid = await h.dialed()
+            assert session.operator_answered(sid)
+            await trio.sleep(1.0)  # answered, but their stream never comes
+            start = trio.current_time()
+            h.status(session, sid, "completed", 4)
+            assert await h.ended(session) == "operator_hangup"
+            assert trio.current_time() - start < 1.0  # not after the media timeout
+            h.assert_nothing_left(caller)
+
     async def test_translators_never_ready_after_answer_fail_the_call(
         self, autojump_clock: Any
     ) -> None:

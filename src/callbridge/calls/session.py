@@ -184,6 +184,8 @@ class CallSession:
         nursery.start_soon(self._open_links, links_ready)
         nursery.start_soon(self.media.run_output, Role.CALLER, self._legs_getter(Role.CALLER))
         await self._dial_operator()
+        # From the answer on, a hang-up callback ends the call even before it is bridged.
+        nursery.start_soon(self._watch_operator_status)
         timeout = config.media.legs_connect_timeout_s
         with trio.move_on_after(timeout):
             await self._leg_arrived[Role.OPERATOR].wait()
@@ -201,7 +203,6 @@ class CallSession:
         )
         self.media.bridge()
         nursery.start_soon(self.media.run_output, Role.OPERATOR, self._legs_getter(Role.OPERATOR))
-        await self._watch_operator_status()
 
     def _bridgeable(self) -> bool:
         return self.media.streams_started() and len(self._legs) == len(Role)
