@@ -144,6 +144,12 @@ class FakePhone:
         self.received_closed = trio.Event()
         self.speaking = False
         self.muted = False
+        # Twilio's playout buffer, modelled only by how late marks come back: the network and
+        # tick phase (``echo_delay_s``) plus audio standing in the buffer (``backlog_s``).
+        self.echo_delay_s = 0.0
+        self.backlog_s = 0.0
+        self._due: list[tuple[float, dict[str, Any]]] = []
+        self.clears = 0
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
         data = orjson.dumps(message).decode() if isinstance(message, dict) else message
@@ -211,22 +217,37 @@ class FakePhone:
         )
 
     async def listen(self) -> None:
-        """Collect everything callbridge plays; echo marks at once (as an empty Twilio buffer does)."""
+        """Collect everything callbridge plays; echo marks after ``echo_delay_s`` (how long
+        Twilio's playout buffer holds them), at once on ``clear``."""
         async for message in self.leg.socket_out:
             body = orjson.loads(message)
             if body["event"] == "media":
                 self.heard.append(ulaw_decode(base64.b64decode(body["media"]["payload"])))
             elif body["event"] == "mark" and not self.muted:
                 self.marks.append(body["mark"]["name"])
-                echo = {
-                    "event": "mark",
-                    "sequenceNumber": str(next(self.sequence)),
-                    "streamSid": self.stream_sid,
-                    "mark": body["mark"],
-                }
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self.send(echo)
+                due = trio.current_time() + self.echo_delay_s + self.backlog_s
+                self._due.append((due, body["mark"]))
+                await self._echo_due(trio.current_time())
+            elif body["event"] == "clear":
+                self.clears += 1
+                self.backlog_s = 0.0  # the buffer is empty
+                await self._echo_due(float("inf"))  # a clear echoes every pending mark at once
         self.received_closed.set()
+
+    async def _echo_due(self, now: float) -> None:
+        due = [mark for at, mark in self._due if at <= now]
+        self._due = [(at, mark) for at, mark in self._due if at > now]
+        for mark in due:
+            echo = {"event": "mark", "sequenceNumber": str(next(self.sequence)),
+                    "streamSid": self.stream_sid, "mark": mark}  # fmt: skip
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.send(echo)
+
+    async def echo_marks(self) -> None:
+        """Echo delayed marks when they fall due (runs beside ``listen``)."""
+        while not self.received_closed.is_set():
+            await trio.sleep(0.005)
+            await self._echo_due(trio.current_time())
 
     def heard_pcm(self) -> NDArray[np.int16]:
         return np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from callbridge.calls.playout import PROBE_EVERY, PlayoutProbe
 
 
@@ -77,3 +79,16 @@ def test_long_network_path_stops_target_trimming_after_a_useless_trim() -> None:
     now = run_probes(probe, delay_s=0.09, probes=6, start=now)
     assert not probe.should_skip(quiet=True, now=now)
     assert probe.trimmed == 1
+
+
+def test_a_long_backlog_asks_for_a_clear_not_a_trim() -> None:
+    probe = PlayoutProbe(target_s=0.02)
+    now = run_probes(probe, delay_s=0.01, probes=3)
+    now = run_probes(probe, delay_s=1.2, probes=3, start=now)
+    assert probe.clear_pending
+    assert not probe.trim_pending
+    probe.cleared()
+    assert not probe.clear_pending
+    assert probe.clears == 1
+    probe.on_echo("p:6", now)  # an echo forced out by the clear: forgotten, not measured
+    assert probe.last_delay_s == pytest.approx(1.2)

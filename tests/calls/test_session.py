@@ -79,6 +79,7 @@ class Harness:
         assert leg is not None
         operator = FakePhone(leg, sid, role_freq(Role.OPERATOR))
         self.nursery.start_soon(operator.listen)
+        self.nursery.start_soon(operator.echo_marks)
         await operator.start()
         self.nursery.start_soon(operator.stream)
         while session.record.status != "connected":
@@ -180,6 +181,30 @@ class TestHappyPath:
             sid = next(a for a in h.control.actions if a[0] == "create")[2]
             assert ("cancel", sid) in h.control.actions  # the ringing operator is cancelled
             h.assert_nothing_left(caller)
+
+
+class TestPlayout:
+    async def test_a_backlog_in_twilios_buffer_is_cleared_and_cut_translations_not_marked_played(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            operator.echo_delay_s = 0.015
+            await caller.talk(3.0)  # probes establish the floor
+            operator.backlog_s = 1.5  # the operator's Twilio buffer now holds 1.5 s
+            await caller.talk(1.5)
+            # Ends playing into the backlog; the clear comes before Twilio would have played it.
+            h.links.opened[Direction.CALLER_TO_OPERATOR].speak("late", 1300, 0.4, "es")
+            await caller.talk(3.0)
+            assert operator.clears == 1
+            await caller.talk(3.0)
+            assert operator.clears == 1  # once the backlog is gone, nothing more to clear
+            assert "u:late" in operator.marks
+            played = [e.utterance_id for e in h.sink.events if e.kind == "played"]
+            assert "late" not in played  # its end was thrown away by the clear, never heard
+            await caller.stop()
+            ended = await h.ended(session)
+            assert ended == "caller_hangup"
 
 
 class TestDialing:

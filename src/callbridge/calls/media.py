@@ -53,6 +53,7 @@ from callbridge.media_stream import (
     MediaStats,
     Start,
     Stop,
+    clear_message,
     mark_message,
     media_message,
     parse,
@@ -117,6 +118,9 @@ class CallMedia:
         self._hold = hold
         target_s = media.playout_target_ms / 1000
         self._probes = {role: PlayoutProbe(target_s) for role in Role}
+        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
+        self._pending_marks: dict[Role, set[str]] = {role: set() for role in Role}
+        self._cleared_marks: dict[Role, set[str]] = {role: set() for role in Role}
 
     # ---- configuration and state --------------------------------------------------------------
 
@@ -199,6 +203,11 @@ class CallMedia:
             return
         if not name.startswith(MARK_PREFIX):
             return
+        if name in self._cleared_marks[listener]:
+            # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
+            self._cleared_marks[listener].discard(name)
+            return
+        self._pending_marks[listener].discard(name)
         utterance_id = name[len(MARK_PREFIX) :]
         direction = _listener_direction(listener)
         now = time.time()
@@ -303,6 +312,8 @@ class CallMedia:
                     ):
                         await bell.receive()
                 frame = mixer.next_frame()
+                if probe.clear_pending:
+                    self._clear_playout(leg, listener, stream_sid, probe)
                 # Looking at the frame's level only while a trim waits keeps the common path cheap.
                 trim = probe.trim_pending and probe.should_skip(
                     _is_quiet(frame), trio.current_time()
@@ -319,11 +330,22 @@ class CallMedia:
                 t0 += behind
                 self._resyncs[listener] += 1
 
+    def _clear_playout(
+        self, leg: MediaLeg, listener: Role, stream_sid: str, probe: PlayoutProbe
+    ) -> None:
+        delay = probe.last_delay_s
+        leg.send(clear_message(stream_sid))
+        probe.cleared()
+        self._cleared_marks[listener] |= self._pending_marks[listener]
+        self._pending_marks[listener].clear()
+        log.warning("playout_cleared", listener=str(listener), delay_ms=_ms(delay))
+
     def _send_mixed(
         self, leg: MediaLeg, listener: Role, stream_sid: str, frame: MixedFrame, probe: PlayoutProbe
     ) -> None:
         self._send(leg, listener, media_message(stream_sid, ulaw_encode(frame.pcm)))
         for uid in frame.finished:
+            self._pending_marks[listener].add(MARK_PREFIX + uid)
             self._send(leg, listener, mark_message(stream_sid, MARK_PREFIX + uid), mark=True)
         name = probe.after_frame(trio.current_time())
         if name is not None:
@@ -347,6 +369,7 @@ class CallMedia:
                         "send_dropped": self._dropped_out[role],
                         "resyncs": self._resyncs[role],
                         "playout_trimmed": self._probes[role].trimmed,
+                        "playout_clears": self._probes[role].clears,
                         "playout_delay_ms": _ms(self._probes[role].last_delay_s),
                         "mixer": self._mixers[role].stats(),
                     }

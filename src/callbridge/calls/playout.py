@@ -14,6 +14,10 @@ which catches a frame that was standing from the start, until a trim fails to lo
 the delay is network, not buffer, and only the floor rule stays on (so a long network path never
 makes us drop audio again and again). The frame dropped is the next quiet one (no translation, low
 level), or any frame if none is quiet within ``MAX_WAIT_S``.
+
+A backlog of more than ``CLEAR_ABOVE_S`` (after a stalled Twilio reader, say, which then gets
+seconds of audio at once) is not worth trimming frame by frame: the output task sends Twilio a
+``clear``, which throws away the stale audio in one go, and the listener is back to live audio.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ WINDOW: Final = 3  # probes a decision is based on (1.5 s)
 MAX_WAIT_S: Final = 1.0  # how long a trim may wait for a quiet frame
 MAX_PENDING: Final = 16  # probes awaiting their echo (older ones are forgotten)
 SLACK_S: Final = 0.005  # jitter allowed when comparing a window with the floor
+CLEAR_ABOVE_S: Final = 0.1  # a backlog this long above the floor is cleared, not trimmed
 
 
 @attrs.define
 class PlayoutProbe:
     target_s: float
     trimmed: int = 0
+    clears: int = 0
+    _clear: bool = False
     _frames: int = 0
     _next_id: int = 0
     _pending: OrderedDict[str, float] = attrs.Factory(OrderedDict)
@@ -76,7 +83,11 @@ class PlayoutProbe:
             if best > self._before_trim - FRAME_S / 2:
                 self._toward_target = False  # dropping a frame did not shorten the delay
             self._before_trim = None
-        creep = best - self.floor_s >= FRAME_S - SLACK_S
+        excess = best - self.floor_s
+        if excess >= CLEAR_ABOVE_S:
+            self._clear = True
+            return
+        creep = excess >= FRAME_S - SLACK_S
         over_target = self._toward_target and best > self.target_s + FRAME_S
         if creep or over_target:
             self._trim_since = now
@@ -84,6 +95,20 @@ class PlayoutProbe:
     @property
     def trim_pending(self) -> bool:
         return self._trim_since is not None
+
+    @property
+    def clear_pending(self) -> bool:
+        return self._clear
+
+    def cleared(self) -> None:
+        """The output task sent ``clear``: Twilio's buffer is empty and echoes every pending mark
+        at once, so forget the probes in flight and measure afresh."""
+        self._clear = False
+        self._trim_since = None
+        self._before_trim = None
+        self._pending.clear()
+        self._delays.clear()
+        self.clears += 1
 
     def should_skip(self, quiet: bool, now: float) -> bool:
         """Whether to drop the frame about to be sent (only ever one per decision)."""
