@@ -34,6 +34,7 @@ class FakeControl:
     """Records every REST action; ``create_call`` hands out CA sids."""
 
     actions: list[tuple[str, ...]] = attrs.Factory(list)
+    statuses: dict[str, str] = attrs.Factory(dict)  # what fetch() reports, by sid
     _sids: Any = attrs.Factory(lambda: (f"CA{n:032d}" for n in itertools.count(1)))
     dialed: trio.MemorySendChannel[str] | None = None
 
@@ -52,6 +53,10 @@ class FakeControl:
 
     async def update_twiml(self, sid: str, twiml: str) -> None:
         self.actions.append(("twiml", sid, twiml))
+
+    async def fetch(self, sid: str) -> FakeCallInfo:
+        self.actions.append(("fetch", sid))
+        return FakeCallInfo(sid, self.statuses.get(sid, "in-progress"))
 
     def kinds(self) -> list[str]:
         return [a[0] for a in self.actions]

@@ -207,6 +207,24 @@ class TestPlayout:
             assert ended == "caller_hangup"
 
 
+class TestGreeting:
+    async def test_caller_hanging_up_during_the_greeting_is_noticed_and_the_operator_cancelled(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            assert session is not None
+            sid = await h.dialed()
+            await trio.sleep(3.0)
+            assert h.supervisor.find(session.record.id) is not None  # still greeting: fine
+            h.control.statuses[CALLER_SID] = "completed"  # hung up before the stream came
+            start = trio.current_time()
+            assert await h.ended(session) == "caller_hangup"
+            assert trio.current_time() - start <= 2.5
+            assert ("cancel", sid) in h.control.actions
+            assert sorted(h.pool.idle) == sorted(h.config.operators.numbers)
+
+
 class TestDialing:
     async def test_no_answer_then_second_operator(self, autojump_clock: Any) -> None:
         async with harness() as h:

@@ -40,6 +40,8 @@ class CallControl(Protocol):
 
     async def update_twiml(self, sid: str, twiml: str) -> None: ...
 
+    async def fetch(self, sid: str) -> Any: ...
+
 
 class TranslatorLink(Protocol):
     """One ready Palabra link for one direction (``callbridge.palabra.PalabraLink``)."""

@@ -46,6 +46,8 @@ log = get_logger("callbridge.call")
 
 # Seconds of <Say> per character, generous, so the caller's stream deadline covers the greeting.
 SAY_SECONDS_PER_CHAR = 0.1
+# While the caller hears the greeting, how often to ask Twilio whether they are still there.
+CALLER_POLL_S = 2.0
 # How long cleanup may spend on REST hang-ups before giving up (it is shielded from cancellation).
 CLEANUP_TIMEOUT_S = 10.0
 # Status events queued from webhooks; Twilio sends a handful per leg.
@@ -215,13 +217,27 @@ class CallSession:
         return get
 
     async def _caller_leg_deadline(self) -> None:
+        """The caller's stream must connect after the greeting. Until it does, a hang-up shows
+        nowhere (no stream to end, no callback for an inbound call), so ask Twilio now and then."""
         config = self._deps.config
         greeting = pick_prompt(config.prompts.greeting, config.languages.caller)
         allowance = config.media.legs_connect_timeout_s + len(greeting) * SAY_SECONDS_PER_CHAR
         with trio.move_on_after(allowance):
-            await self._leg_arrived[Role.CALLER].wait()
+            while not self._leg_arrived[Role.CALLER].is_set():
+                with trio.move_on_after(CALLER_POLL_S):
+                    await self._leg_arrived[Role.CALLER].wait()
+                if not self._leg_arrived[Role.CALLER].is_set() and await self._caller_gone():
+                    raise CallEnded("caller_hangup", "hung up before the stream connected")
             return
         raise CallEnded("caller_stream_timeout", f"no caller media within {allowance:.0f} s")
+
+    async def _caller_gone(self) -> bool:
+        try:
+            info = await self._deps.control.fetch(self.record.caller_sid)
+        except TwilioError as exc:
+            log.warning("caller_status_unknown", error=str(exc), status=exc.status, code=exc.code)
+            return False
+        return info.status in TERMINAL_STATUSES
 
     async def _open_links(self, ready: trio.Event) -> None:
         """Open both directions' Palabra links now, while the operator's phone rings."""
