@@ -11,6 +11,7 @@ callbacks after our own hang-up, ``<Connect action>``) are answered calmly: 204 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -44,7 +45,7 @@ def _twiml(body: str) -> Response:
 
 
 def _error(status: int, message: str) -> Response:
-    return Response(f'{{"error": "{message}"}}', status=status, content_type="application/json")
+    return Response(json.dumps({"error": message}), status=status, content_type="application/json")
 
 
 def create_webhooks_blueprint(
@@ -67,6 +68,17 @@ def create_webhooks_blueprint(
             remote=request.remote_addr,
         )
         return None
+
+    async def call_request(call_id: str, role: str) -> tuple[Any, CallSession, Role] | Response:
+        """A signed webhook about a live or recently ended call: its form, the call and the
+        party, or the error response to send (403 bad signature, 404 unknown call or role)."""
+        form = await verified_form()
+        if form is None:
+            return _error(403, "invalid signature")
+        session = supervisor.find_any(call_id)
+        if session is None or role not in Role.__members__.values():
+            return _unknown(counters, call_id, request.path)
+        return form, session, Role(role)
 
     @bp.post("/twiml/client")
     async def incoming_call() -> Response:
@@ -96,12 +108,10 @@ def create_webhooks_blueprint(
 
     @bp.post("/twiml/operator/<call_id>")
     async def operator_answered(call_id: str) -> Response:
-        form = await verified_form()
-        if form is None:
-            return _error(403, "invalid signature")
-        session = supervisor.find_any(call_id)
-        if session is None:
-            return _unknown(counters, call_id, request.path)
+        checked = await call_request(call_id, Role.OPERATOR.value)
+        if isinstance(checked, Response):
+            return checked
+        form, session, _ = checked
         if not session.operator_answered(form.get("CallSid", "")):
             log.info("operator_answer_refused", call_id=call_id, ended=session.ended)
             return _twiml(hangup_twiml())
@@ -111,12 +121,10 @@ def create_webhooks_blueprint(
 
     @bp.post("/twilio/status/<call_id>/<role>")
     async def status_callback(call_id: str, role: str) -> Response:
-        form = await verified_form()
-        if form is None:
-            return _error(403, "invalid signature")
-        session = supervisor.find_any(call_id)
-        if session is None or role not in Role.__members__.values():
-            return _unknown(counters, call_id, request.path)
+        checked = await call_request(call_id, role)
+        if isinstance(checked, Response):
+            return checked
+        form, session, party = checked
         try:
             update = parse_status_callback(form)
         except StatusCallbackError as exc:
@@ -131,20 +139,18 @@ def create_webhooks_blueprint(
             status=update.call_status,
             sequence=update.sequence,
         )
-        session.on_status(Role(role), update)
+        session.on_status(party, update)
         return Response("", status=204)
 
     @bp.post("/twiml/stream-ended/<call_id>/<role>")
     async def stream_ended(call_id: str, role: str) -> Response:
-        form = await verified_form()
-        if form is None:
-            return _error(403, "invalid signature")
-        session = supervisor.find_any(call_id)
-        if session is None or role not in Role.__members__.values():
-            return _unknown(counters, call_id, request.path)
+        checked = await call_request(call_id, role)
+        if isinstance(checked, Response):
+            return checked
+        _, session, party = checked
         # We answer <Hangup/>, so that party is gone: a live call ends now (a stream whose
         # upgrade was refused has no stop or close to tell it). Ended calls just get the TwiML.
-        session.stream_ended(Role(role))
+        session.stream_ended(party)
         return _twiml(hangup_twiml())
 
     @bp.websocket("/media/<call_id>/<role>")
