@@ -67,10 +67,14 @@ class Harness:
         self.nursery.start_soon(phone.stream)
         return phone
 
-    async def bridged_call(self) -> tuple[CallSession, FakePhone, FakePhone]:
+    async def caller_call(self) -> tuple[CallSession, FakePhone]:
+        """A call admitted and its caller's stream on hold."""
         session = self.supervisor.admit(caller_sid=CALLER_SID, caller_number="+15551112222")
         assert session is not None
-        caller = await self.caller_on_hold(session)
+        return session, await self.caller_on_hold(session)
+
+    async def bridged_call(self) -> tuple[CallSession, FakePhone, FakePhone]:
+        session, caller = await self.caller_call()
         sid = await self.dialed()
         self.status(session, sid, "ringing", 1)
         assert session.operator_answered(sid)
@@ -169,9 +173,7 @@ class TestHappyPath:
 
     async def test_caller_hears_hold_audio_while_operator_rings(self, autojump_clock: Any) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             await trio.sleep(2.0)
             held = caller.heard_pcm()
             assert len(held) >= 8000 * 1.9  # 20 ms frames, continuously
@@ -228,9 +230,7 @@ class TestGreeting:
 class TestDialing:
     async def test_no_answer_then_second_operator(self, autojump_clock: Any) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             first = await h.dialed(1)
             h.status(session, first, "ringing", 1)
             h.status(session, first, "no-answer", 2)
@@ -248,9 +248,7 @@ class TestDialing:
 
     async def test_all_operators_busy_means_apology(self, autojump_clock: Any) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             for attempt in range(1, 4):
                 sid = await h.dialed(attempt)
                 h.status(session, sid, "busy", 1)
@@ -288,9 +286,7 @@ class TestFailures:
 
     async def test_translator_that_cannot_open_ends_call(self, autojump_clock: Any) -> None:
         async with harness(fail_open=True) as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             assert await h.ended(session) == "translation_failed"
             h.assert_nothing_left(caller)
 
@@ -319,9 +315,7 @@ class TestFailures:
 
     async def test_second_leg_never_arriving_ends_the_call(self, autojump_clock: Any) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             sid = await h.dialed()
             assert session.operator_answered(sid)
             start = trio.current_time()
@@ -347,9 +341,7 @@ class TestFailures:
         self, autojump_clock: Any
     ) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             sid = await h.dialed()
             assert session.operator_answered(sid)
             await trio.sleep(1.0)  # answered, but their stream never comes
@@ -363,9 +355,7 @@ class TestFailures:
         self, autojump_clock: Any
     ) -> None:
         async with harness(ready_delay=1000.0) as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
-            assert session is not None
-            caller = await h.caller_on_hold(session)
+            session, caller = await h.caller_call()
             sid = await h.dialed()
             assert session.operator_answered(sid)
             assert await h.ended(session) == "translation_failed"
