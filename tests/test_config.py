@@ -155,6 +155,13 @@ class TestValidation:
         assert any(p.startswith("operators.numbers: must be E.164") for p in problems)
         assert any(p.startswith("server.public_url: must be a http/https URL") for p in problems)
 
+    def test_direction_override_queue_levels_are_checked_too(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "[palabra.operator_to_caller]\ndesired_queue_level_ms = 30000\n")
+        assert problems_of(path) == [
+            "palabra.operator_to_caller.max_queue_level_ms: must be above "
+            "desired_queue_level_ms (30000), got 24000"
+        ]
+
     def test_invalid_toml_is_a_config_error(self, tmp_path: Path) -> None:
         problems = problems_of(write(tmp_path, "[server\n"))
         assert "invalid TOML" in problems[0]

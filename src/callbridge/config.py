@@ -584,11 +584,7 @@ def _cross_checks(config: Config) -> list[str]:
         _check_url("palabra.streaming_url", config.palabra.streaming_url, ("ws", "wss"))
     )
     palabra = config.palabra
-    if palabra.max_queue_level_ms <= palabra.desired_queue_level_ms:
-        problems.append(
-            f"palabra.max_queue_level_ms: must be above desired_queue_level_ms "
-            f"({palabra.desired_queue_level_ms}), got {palabra.max_queue_level_ms}"
-        )
+    problems.extend(_queue_level_problems(palabra))
     if palabra.max_tempo < palabra.min_tempo:
         problems.append(
             f"palabra.max_tempo: must be >= min_tempo ({palabra.min_tempo}), got {palabra.max_tempo}"
@@ -617,6 +613,23 @@ def _check_url(
     if parts.query:
         return [f"{key}: must not have a query string, got {url!r}"]
     return []
+
+
+def _queue_level_problems(palabra: PalabraConfig) -> list[str]:
+    """The TTS queue limit must sit above its target, for the base values and for each direction
+    that overrides either one."""
+    checks = [("palabra", palabra.desired_queue_level_ms, palabra.max_queue_level_ms)]
+    for name in ("caller_to_operator", "operator_to_caller"):
+        over: DirectionOverrides = getattr(palabra, name)
+        if over.desired_queue_level_ms is not None or over.max_queue_level_ms is not None:
+            desired = over.desired_queue_level_ms or palabra.desired_queue_level_ms
+            maximum = over.max_queue_level_ms or palabra.max_queue_level_ms
+            checks.append((f"palabra.{name}", desired, maximum))
+    return [
+        f"{prefix}.max_queue_level_ms: must be above desired_queue_level_ms ({desired}), got {maximum}"
+        for prefix, desired, maximum in checks
+        if maximum <= desired
+    ]
 
 
 def missing_credentials(config: Config) -> list[str]:
