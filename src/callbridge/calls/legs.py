@@ -39,7 +39,6 @@ class MediaLeg:
     # WebSocket-handler side.
     socket_in: trio.MemorySendChannel[str | bytes]
     socket_out: trio.MemoryReceiveChannel[str]
-    dropped_out: int = 0
 
     @classmethod
     def open(cls, role: Role) -> MediaLeg:
@@ -48,13 +47,11 @@ class MediaLeg:
         return cls(role, in_recv, out_send, in_send, out_recv)
 
     def send(self, message: str) -> bool:
-        """Queue one message for Twilio without blocking; False (and counted) when dropped."""
+        """Queue one message for Twilio without blocking; False when it was dropped (the caller
+        counts drops: it knows which listener they hurt)."""
         try:
             self.outbound.send_nowait(message)
-        except trio.WouldBlock:
-            self.dropped_out += 1
-            return False
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 

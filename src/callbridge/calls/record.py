@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 __all__ = ["CallRecord", "CallStatus", "new_call_id"]
 
-# Statuses in the order a call normally moves through them.
-CallStatus = str  # "ringing" | "connected" | "ended"  (see CALL_STATUSES)
-CALL_STATUSES = ("ringing", "connected", "ended")
+# In the order a call moves through them: ringing (admitted, operator not yet bridged),
+# connected (bridged), ended.
+CallStatus = Literal["ringing", "connected", "ended"]
 
 
 def new_call_id() -> str:
