@@ -19,7 +19,7 @@ from quart import Blueprint, Response, request, websocket
 
 from callbridge.calls.legs import pump_websocket
 from callbridge.calls.session import CallSession
-from callbridge.calls.supervisor import CallSupervisor
+from callbridge.calls.supervisor import CallSupervisor, EndedCall
 from callbridge.config import Config, pick_prompt
 from callbridge.log import get_logger
 from callbridge.roles import Role
@@ -69,7 +69,9 @@ def create_webhooks_blueprint(
         )
         return None
 
-    async def call_request(call_id: str, role: str) -> tuple[Any, CallSession, Role] | Response:
+    async def call_request(
+        call_id: str, role: str
+    ) -> tuple[Any, CallSession | EndedCall, Role] | Response:
         """A signed webhook about a live or recently ended call: its form, the call and the
         party, or the error response to send (403 bad signature, 404 unknown call or role)."""
         form = await verified_form()
@@ -99,7 +101,7 @@ def create_webhooks_blueprint(
         return _twiml(
             _stream_twiml(
                 config,
-                session,
+                session.record.id,
                 Role.CALLER,
                 pick_prompt(config.prompts.greeting, language),
                 language,
@@ -117,7 +119,7 @@ def create_webhooks_blueprint(
             return _twiml(hangup_twiml())
         language = config.languages.operator
         intro = pick_prompt(config.prompts.operator_intro, language)
-        return _twiml(_stream_twiml(config, session, Role.OPERATOR, intro, language))
+        return _twiml(_stream_twiml(config, session.record.id, Role.OPERATOR, intro, language))
 
     @bp.post("/twilio/status/<call_id>/<role>")
     async def status_callback(call_id: str, role: str) -> Response:
@@ -180,8 +182,7 @@ def create_webhooks_blueprint(
     return bp
 
 
-def _stream_twiml(config: Config, session: CallSession, role: Role, say: str, language: str) -> str:
-    call_id = session.record.id
+def _stream_twiml(config: Config, call_id: str, role: Role, say: str, language: str) -> str:
     return connect_stream_twiml(
         say_text=say or None,
         say_lang=language,

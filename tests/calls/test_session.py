@@ -388,6 +388,21 @@ class TestSupervisor:
             assert h.supervisor.admit(caller_sid="CA" + "e" * 32, caller_number="+1") is None
             h.assert_nothing_left(caller, operator)
 
+    async def test_an_ended_call_leaves_only_a_record_for_late_webhooks(
+        self, autojump_clock: Any
+    ) -> None:
+        from callbridge.calls.supervisor import EndedCall
+
+        async with harness() as h:
+            session, caller, _operator = await h.bridged_call()
+            await caller.stop()
+            await h.ended(session)
+            late = h.supervisor.find_any(session.record.id)
+            assert isinstance(late, EndedCall)  # the session and its media state are released
+            assert late.record.end_reason == "caller_hangup"
+            assert not late.operator_answered(session.record.operator_sid or "")
+            assert h.supervisor.find(session.record.id) is None
+
     def test_operator_pool_round_robins_idle_numbers(self) -> None:
         pool = OperatorPool(["a", "b", "c"])
         first = pool.acquire(set())

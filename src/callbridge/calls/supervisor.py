@@ -13,19 +13,40 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
+import attrs
 import trio
 
 from callbridge.calls.record import CallRecord, new_call_id
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.log import get_logger
+from callbridge.roles import Role
+from callbridge.telephony.status import StatusUpdate
 
-__all__ = ["CallSupervisor", "OperatorPool"]
+__all__ = ["CallSupervisor", "EndedCall", "OperatorPool"]
 
 log = get_logger("callbridge.supervisor")
 
 # Ended calls remembered so late webhooks (status callbacks, <Connect action>) for them are
 # recognised and answered calmly instead of with 404s.
 RECENT_CALLS = 500
+
+
+@attrs.frozen
+class EndedCall:
+    """All that is kept of an ended call: enough to answer its late webhooks. The call's media
+    state (mixers, resamplers, legs) goes with its ``CallSession``."""
+
+    record: CallRecord
+    ended: bool = True
+
+    def operator_answered(self, call_sid: str) -> bool:
+        return False
+
+    def on_status(self, role: Role, update: StatusUpdate) -> None:
+        """Late callbacks (our own hang-up's ``completed``, repeats) change nothing."""
+
+    def stream_ended(self, role: Role) -> None:
+        """The stream of an ended call: nothing left to end."""
 
 
 class OperatorPool:
@@ -61,7 +82,7 @@ class CallSupervisor:
         self._draining = False
         self._calls: dict[str, CallSession] = {}
         self._by_caller_sid: dict[str, CallSession] = {}
-        self._recent: OrderedDict[str, CallSession] = OrderedDict()
+        self._recent: OrderedDict[str, EndedCall] = OrderedDict()
         self._idle = trio.Event()
         self._idle.set()
 
@@ -117,7 +138,7 @@ class CallSupervisor:
         """A live call."""
         return self._calls.get(call_id)
 
-    def find_any(self, call_id: str) -> CallSession | None:
+    def find_any(self, call_id: str) -> CallSession | EndedCall | None:
         """A live or recently ended call."""
         return self._calls.get(call_id) or self._recent.get(call_id)
 
@@ -127,7 +148,7 @@ class CallSupervisor:
         finally:
             self._calls.pop(session.record.id, None)
             self._by_caller_sid.pop(session.record.caller_sid, None)
-            self._recent[session.record.id] = session
+            self._recent[session.record.id] = EndedCall(session.record)
             while len(self._recent) > RECENT_CALLS:
                 self._recent.popitem(last=False)
             if not self._calls:
