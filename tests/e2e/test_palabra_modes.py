@@ -65,3 +65,6 @@ def test_a_translator_that_stalls_mid_call_leaves_the_call_running(
     media = ended["media"]
     assert media["operator"]["frames_out"] > 200
     assert media["caller"]["frames_out"] > 200
+    # ...while the translators really were silent: the simulator swallowed their output.
+    report = stack.report("palabra")
+    assert all(c["suppressed_messages"] > 0 for c in report["connections"])
