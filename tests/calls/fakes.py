@@ -145,10 +145,14 @@ class FakePhone:
         self.freq_hz = freq_hz
         self.sequence = itertools.count(1)
         self.heard: list[NDArray[np.int16]] = []
+        self.heard_at: list[float] = []  # when each heard frame arrived
+        self.spoke_at: list[float] = []  # when each frame of the tone was sent
+        self.received: list[str] = []  # event names in the order callbridge sent them
         self.marks: list[str] = []
         self.received_closed = trio.Event()
         self.speaking = False
         self.muted = False
+        self.held_until = 0.0  # frames made before this are held back and then sent at once
         # Twilio's playout buffer, modelled only by how late marks come back: the network and
         # tick phase (``echo_delay_s``) plus audio standing in the buffer (``backlog_s``).
         self.echo_delay_s = 0.0
@@ -180,10 +184,12 @@ class FakePhone:
 
     async def stream(self) -> None:
         """Send a 20 ms media frame every 20 ms (virtual) time, as Twilio does, until the call ends:
-        a tone while ``speaking``, silence otherwise, nothing while ``muted``."""
+        a tone while ``speaking``, silence otherwise, nothing while ``muted``; frames made before
+        ``held_until`` are held back and then delivered at once, as after a network stall."""
         tone = sine(self.freq_hz or 440.0, 1.0, 8000, 0.3)
         silence = np.zeros(160, np.int16)
         start = trio.current_time()
+        held: list[dict[str, Any]] = []
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             for i in itertools.count():
                 await trio.sleep_until(start + i * 0.02)
@@ -191,8 +197,10 @@ class FakePhone:
                     continue
                 at = (i * 160) % (len(tone) - 160)
                 pcm = tone[at : at + 160] if self.speaking else silence
+                if self.speaking:
+                    self.spoke_at.append(trio.current_time())
                 payload = base64.b64encode(ulaw_encode(pcm)).decode()
-                await self.send(
+                held.append(
                     {
                         "event": "media",
                         "sequenceNumber": str(next(self.sequence)),
@@ -205,6 +213,11 @@ class FakePhone:
                         },
                     }
                 )
+                if trio.current_time() < self.held_until:
+                    continue
+                for message in held:
+                    await self.send(message)
+                held.clear()
 
     async def talk(self, seconds: float) -> None:
         self.speaking = True
@@ -226,8 +239,10 @@ class FakePhone:
         Twilio's playout buffer holds them), at once on ``clear``."""
         async for message in self.leg.socket_out:
             body = orjson.loads(message)
+            self.received.append(body["event"])
             if body["event"] == "media":
                 self.heard.append(ulaw_decode(base64.b64decode(body["media"]["payload"])))
+                self.heard_at.append(trio.current_time())
             elif body["event"] == "mark" and not self.muted:
                 self.marks.append(body["mark"]["name"])
                 due = trio.current_time() + self.echo_delay_s + self.backlog_s

@@ -186,11 +186,49 @@ class TestHappyPath:
 
 
 class TestPlayout:
+    async def test_at_the_bridge_hold_audio_is_cleared_and_the_first_frame_waits_for_the_speaker(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            await caller.talk(0.5)
+            for phone in (caller, operator):
+                # Hold frames, one clear, then only the call's audio: never hold after the clear.
+                first_clear = phone.received.index("clear")
+                assert phone.received.count("clear") == 1
+                assert "media" in phone.received[first_clear + 1 :]
+            assert "media" in caller.received[: caller.received.index("clear")]
+            # The first frame after the clear waited for the speaker instead of going out as
+            # silence just before their first frame (which would stand in Twilio's buffer).
+            for listener in ("caller", "operator"):
+                mixer = session.media.summary()["media"][listener].get("mixer", {})
+                assert "original_underrun_ms" not in mixer
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+
+    async def test_the_original_never_waits_on_our_side_after_the_speaker_stalled(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            await trio.sleep(0.5)
+            # The caller's leg stalls for 300 ms and then delivers those frames at once: the
+            # frames their slots went out without are late, and must not queue up on our side.
+            caller.held_until = trio.current_time() + 0.3
+            await trio.sleep(1.0)
+            await caller.talk(0.5)
+            loud = [i for i, pcm in enumerate(operator.heard) if np.abs(pcm).max() > 1000]
+            assert loud
+            assert operator.heard_at[loud[0]] - caller.spoke_at[0] < 0.001
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+
     async def test_a_backlog_in_twilios_buffer_is_cleared_and_cut_translations_not_marked_played(
         self, autojump_clock: Any
     ) -> None:
         async with harness() as h:
             session, caller, operator = await h.bridged_call()
+            assert operator.clears == 1  # the hold audio, at the bridge
             operator.echo_delay_s = 0.015
             await caller.talk(3.0)  # probes establish the floor
             operator.backlog_s = 1.5  # the operator's Twilio buffer now holds 1.5 s
@@ -198,9 +236,9 @@ class TestPlayout:
             # Ends playing into the backlog; the clear comes before Twilio would have played it.
             h.links.opened[Direction.CALLER_TO_OPERATOR].speak("late", 1300, 0.4, "es")
             await caller.talk(3.0)
-            assert operator.clears == 1
+            assert operator.clears == 2
             await caller.talk(3.0)
-            assert operator.clears == 1  # once the backlog is gone, nothing more to clear
+            assert operator.clears == 2  # once the backlog is gone, nothing more to clear
             assert "u:late" in operator.marks
             played = [e.utterance_id for e in h.sink.events if e.kind == "played"]
             assert "late" not in played  # its end was thrown away by the clear, never heard

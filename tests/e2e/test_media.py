@@ -58,7 +58,13 @@ def tone_call(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 for p in ("caller", "operator")
             },
         }
-    (workdir / "summary.json").write_text(json.dumps(ended, indent=1), encoding="utf-8")
+    # Kept for looking into a failure: the call's summary line and both simulators' reports.
+    for name, data in (
+        ("summary", ended),
+        ("twilio", result["twilio"]),
+        ("palabra", result["palabra"]),
+    ):
+        (workdir / f"{name}.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     caller_stream = next(s for s in result["twilio"]["streams"] if s["party"] == "caller")
     # The bridged stretch, leaving a second for the first frames and the hang-up.
     result["window"] = (bridged + 1.0, caller_stream["ended_at"] - 1.0)

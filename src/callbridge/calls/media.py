@@ -8,13 +8,13 @@ Data flow (per direction; the speaker never reaches their own mixer)::
                         --> speech 24k --> downsample --> listener's mixer (translation)
     listener's mixer --one frame per 20 ms--> mu-law --> listener leg (send_nowait, counted drops)
 
-Timing. Each listener's output is a continuous 20 ms frame stream on an absolute schedule. A frame
-goes out as soon as the speaker's matching original frame has arrived (so the original adds no
-queueing delay) but never more than ``LEAD_S`` ahead of the schedule (Twilio's playback buffer,
-and so the latency of translated speech, stays small); when the original is late or absent the
-frame goes out ``GRACE_S`` past its slot with silence in its place. If the event loop stalls, the
-schedule skips ahead instead of bursting. Translated utterances end with a Twilio mark
-(``u:<utterance id>``) whose echo says when the listener actually heard the end of it.
+Timing. Each listener's output is a continuous 20 ms frame stream paced by the speaker: a frame
+goes out as soon as the speaker's matching original has arrived, or ``GRACE_S`` after it was due
+with silence in its place (``calls/output_clock.py``). Whatever delay is left sits in Twilio's
+playout buffer, which probe marks measure and keep short (``calls/playout.py``); at the bridge the
+buffer is cleared of hold audio so that measurement starts from empty. Translated utterances end
+with a Twilio mark (``u:<utterance id>``) whose echo says when the listener actually heard the end
+of it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from callbridge.audio import (
 )
 from callbridge.calls.legs import MediaLeg
 from callbridge.calls.mixer import ListenerMixer, MixedFrame
+from callbridge.calls.output_clock import OutputClock
 from callbridge.calls.playout import PROBE_PREFIX, PlayoutProbe
 from callbridge.calls.ports import TranslatorLink
 from callbridge.config import Config
@@ -62,14 +63,12 @@ from callbridge.palabra.events import ServerError, ServerWarning, SpeechChunk, T
 from callbridge.roles import Direction, Role
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["FRAME_S", "GRACE_S", "LEAD_S", "CallMedia", "load_hold_audio"]
+__all__ = ["CallMedia", "load_hold_audio"]
 
 log = get_logger("callbridge.media")
 
-FRAME_S: Final = 0.020  # one Twilio frame
-GRACE_S: Final = 0.010  # how late a frame may wait for its original before going out without it
-LEAD_S: Final = 0.040  # how far ahead of the schedule frames may run (Twilio-side buffer)
-RESYNC_S: Final = 0.200  # behind by more than this (a stalled loop): skip ahead, don't burst
+FRAME_MS: Final = 20.0  # one Twilio frame
+FIRST_ORIGINAL_WAIT_S: Final = 0.2  # at the bridge, how long the output waits for the speaker
 MARK_PREFIX: Final = "u:"
 QUIET_PEAK: Final = 1000  # int16 peak below which a frame counts as quiet
 
@@ -112,7 +111,7 @@ class CallMedia:
         self._invalid_logged: set[tuple[Role, str]] = set()
         self._fed_dropped = dict.fromkeys(Direction, 0)
         self._dropped_out = dict.fromkeys(Role, 0)
-        self._resyncs = dict.fromkeys(Role, 0)
+        self._clocks = {role: OutputClock() for role in Role}
         self._first_speech_at: dict[str, float] = {}
         self._translator_warnings: dict[str, int] = {}
         self._hold = hold
@@ -296,39 +295,41 @@ class CallMedia:
         leg = await get_leg()
         await self._started[listener].wait()
         stream_sid = self._stream_sid[listener]
-        mixer = self._mixers[listener]
-        bell = self._bell[listener]
-        probe = self._probes[listener]
+        clock = self._clocks[listener]
         hold_at = 0
-        t0 = trio.current_time()
-        n = 0
+        clock.restart(trio.current_time())
+        while not self._bridged:
+            await trio.sleep_until(clock.slot)
+            pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
+            self._send(leg, listener, media_message(stream_sid, ulaw_encode(pcm)))
+            clock.sent(trio.current_time(), on_original=False)
+        # Hold audio still queued at Twilio would delay the call's audio by its length for as
+        # long as the call lasts, and the probes' floor is only right if measured from empty.
+        leg.send(clear_message(stream_sid))
+        # The first frame waits for the speaker's first original: a frame of silence sent
+        # just before it would stand in Twilio's buffer (20 ms on everything) from then on.
+        clock.restart(trio.current_time() + FIRST_ORIGINAL_WAIT_S - clock.grace_s)
         while True:
-            slot = t0 + n * FRAME_S
-            if self._bridged:
-                with trio.move_on_at(slot + GRACE_S):
-                    while (
-                        mixer.original_queue_ms < FRAME_S * 1000
-                        or slot > trio.current_time() + LEAD_S
-                    ):
-                        await bell.receive()
-                frame = mixer.next_frame()
-                if probe.clear_pending:
-                    self._clear_playout(leg, listener, stream_sid, probe)
-                # Looking at the frame's level only while a trim waits keeps the common path cheap.
-                trim = probe.trim_pending and probe.should_skip(
-                    _is_quiet(frame), trio.current_time()
-                )
-                if not trim:
-                    self._send_mixed(leg, listener, stream_sid, frame, probe)
-            else:
-                await trio.sleep_until(slot)
-                pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
-                self._send(leg, listener, media_message(stream_sid, ulaw_encode(pcm)))
-            n += 1
-            behind = trio.current_time() - (t0 + n * FRAME_S)
-            if behind > RESYNC_S:
-                t0 += behind
-                self._resyncs[listener] += 1
+            await self._send_next_mixed(leg, listener, stream_sid)
+
+    async def _send_next_mixed(self, leg: MediaLeg, listener: Role, stream_sid: str) -> None:
+        """Send one frame of the mix: as soon as the speaker's original for it is here, or
+        without it once the clock's grace has passed."""
+        mixer = self._mixers[listener]
+        clock = self._clocks[listener]
+        probe = self._probes[listener]
+        with trio.move_on_at(clock.deadline):
+            while mixer.original_queue_ms < FRAME_MS:
+                await self._bell[listener].receive()
+        on_original = mixer.original_queue_ms >= FRAME_MS
+        frame = mixer.next_frame()
+        if probe.clear_pending:
+            self._clear_playout(leg, listener, stream_sid, probe)
+        # Looking at the frame's level only while a trim waits keeps the common path cheap.
+        now = trio.current_time()
+        if not (probe.trim_pending and probe.should_skip(_is_quiet(frame), now)):
+            self._send_mixed(leg, listener, stream_sid, frame, probe)
+        clock.sent(now, on_original=on_original)
 
     def _clear_playout(
         self, leg: MediaLeg, listener: Role, stream_sid: str, probe: PlayoutProbe
@@ -367,7 +368,7 @@ class CallMedia:
                     str(role): {
                         **self._stats[role].as_dict(),
                         "send_dropped": self._dropped_out[role],
-                        "resyncs": self._resyncs[role],
+                        "resyncs": self._clocks[role].resyncs,
                         "playout_trimmed": self._probes[role].trimmed,
                         "playout_clears": self._probes[role].clears,
                         "playout_delay_ms": _ms(self._probes[role].last_delay_s),
