@@ -297,15 +297,19 @@ class CallMedia:
         stream_sid = self._stream_sid[listener]
         clock = self._clocks[listener]
         hold_at = 0
+        held = False
         clock.restart(trio.current_time())
         while not self._bridged:
             await trio.sleep_until(clock.slot)
             pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
             self._send(leg, listener, media_message(stream_sid, ulaw_encode(pcm)))
             clock.sent(trio.current_time(), on_original=False)
-        # Hold audio still queued at Twilio would delay the call's audio by its length for as
-        # long as the call lasts, and the probes' floor is only right if measured from empty.
-        leg.send(clear_message(stream_sid))
+            held = True
+        if held:
+            # Hold audio still queued at Twilio would delay the call's audio by its length for
+            # as long as the call lasts, and the probes' floor is only right if measured from
+            # an empty buffer.
+            leg.send(clear_message(stream_sid))
         # The first frame waits for the speaker's first original: a frame of silence sent
         # just before it would stand in Twilio's buffer (20 ms on everything) from then on.
         clock.restart(trio.current_time() + FIRST_ORIGINAL_WAIT_S - clock.grace_s)
