@@ -65,6 +65,25 @@ class TestShippedExample:
 
         walk(Config, "")
 
+    def test_every_key_has_a_row_in_the_configuration_docs(self) -> None:
+        text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+
+        def section(name: str) -> str:
+            start = text.index(f"### `[{name}]`")
+            end = text.find("\n### ", start + 1)
+            return text[start : end if end >= 0 else None]
+
+        def walk(cls: type, prefix: str) -> None:
+            hints = typing.get_type_hints(cls)
+            rows = section(prefix.rstrip(".")) if prefix else ""
+            for field in attrs.fields(cls):
+                if attrs.has(hints[field.name]):
+                    walk(hints[field.name], f"{prefix}{field.name}.")
+                else:
+                    assert f"| `{field.name}` |" in rows, f"{prefix}{field.name} not in the docs"
+
+        walk(Config, "")
+
 
 class TestSeedEnvironment:
     def test_seed_env_maps_onto_keys(self) -> None:

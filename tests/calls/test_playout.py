@@ -28,7 +28,7 @@ def test_probe_marks_go_out_every_probe_every_frames() -> None:
 
 def test_short_buffer_is_left_alone() -> None:
     probe = PlayoutProbe(target_s=0.02)
-    now = run_probes(probe, delay_s=0.035, probes=5)
+    now = run_probes(probe, delay_s=0.029, probes=5)  # within half a frame of the target
     assert not probe.should_skip(quiet=True, now=now)
     assert probe.trimmed == 0
 
@@ -60,6 +60,18 @@ def test_unknown_or_forgotten_echoes_are_ignored() -> None:
     probe = PlayoutProbe(target_s=0.02)
     probe.on_echo("p:99", 1.0)
     assert probe.last_delay_s is None
+
+
+def test_a_frame_standing_from_the_start_is_trimmed_by_the_target() -> None:
+    """No floor without the frame was ever seen: phase 12 ms + one standing frame."""
+    probe = PlayoutProbe(target_s=0.02)
+    now = run_probes(probe, delay_s=0.032, probes=3)
+    assert probe.should_skip(quiet=True, now=now)
+    now = run_probes(probe, delay_s=0.012, probes=3, start=now)  # it helped: keep aiming
+    assert not probe.should_skip(quiet=True, now=now)
+    now = run_probes(probe, delay_s=0.032, probes=3, start=now)  # and creep is trimmed again
+    assert probe.should_skip(quiet=True, now=now)
+    assert probe.trimmed == 2
 
 
 def test_creep_above_the_floor_is_trimmed_even_below_target() -> None:

@@ -9,8 +9,9 @@ so every ``PROBE_EVERY`` frames we send a probe mark and time its echo.
 A probe's delay is network round trip + the phase between our sends and Twilio's playout ticks +
 20 ms per frame standing in the buffer. The first two do not change during a call, so the lowest
 delay seen so far (the floor) is the best this call can do, and a whole window of probes at least a
-frame above it means a frame is standing there. A window above ``target + one frame`` also counts,
-which catches a frame that was standing from the start, until a trim fails to lower the delay: then
+frame above it means a frame is standing there. A window more than half a frame above ``target``
+also counts, which catches a frame that was standing from the start (before the floor was ever
+seen without it: a late frame in the first second, say), until a trim fails to lower the delay: then
 the delay is network, not buffer, and only the floor rule stays on (so a long network path never
 makes us drop audio again and again). The frame dropped is the next quiet one (no translation, low
 level), or any frame if none is quiet within ``MAX_WAIT_S``.
@@ -88,7 +89,7 @@ class PlayoutProbe:
             self._clear = True
             return
         creep = excess >= FRAME_S - SLACK_S
-        over_target = self._toward_target and best > self.target_s + FRAME_S
+        over_target = self._toward_target and best > self.target_s + FRAME_S / 2
         if creep or over_target:
             self._trim_since = now
 
