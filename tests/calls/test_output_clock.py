@@ -4,7 +4,43 @@ from __future__ import annotations
 
 import pytest
 
-from callbridge.calls.output_clock import FRAME_S, GRACE_S, RESYNC_S, OutputClock
+from callbridge.calls.output_clock import (
+    FRAME_S,
+    GRACE_DECAY_PER_S,
+    GRACE_S,
+    MAX_GRACE_S,
+    RESYNC_S,
+    OutputClock,
+)
+
+
+def play(clock: OutputClock, arrivals: list[float]) -> list[bool]:
+    """Drive the clock as the output task does: each frame goes out when its original arrives
+    (if by the deadline) or at the deadline with silence. Returns, per frame, whether it had its
+    original."""
+    had: list[bool] = []
+    queue = sorted(arrivals)
+    now = 0.0
+    while queue:
+        if queue[0] <= clock.deadline:
+            now = max(now, queue.pop(0))
+            had.append(True)
+        else:
+            now = max(now, clock.deadline)
+            had.append(False)
+        clock.sent(now, on_original=had[-1])
+    return had
+
+
+def jittery(frames: int, late: dict[int, float], start: float = 0.0) -> list[float]:
+    """Arrival times of frames every 20 ms from ``start``; ``late[i]`` delays frame i, and the
+    frames after it wait behind it (TCP keeps order)."""
+    arrivals, held = [], 0.0
+    for i in range(frames):
+        due = start + i * FRAME_S
+        held = max(held, due + late.get(i, 0.0))
+        arrivals.append(max(due, held))
+    return arrivals
 
 
 def test_a_frame_is_due_one_frame_after_the_last_and_waits_at_most_the_grace() -> None:
@@ -60,3 +96,45 @@ def test_a_stalled_loop_skips_ahead_instead_of_bursting() -> None:
     assert clock.resyncs == 1
     clock.sent(0.5 + RESYNC_S / 2, on_original=False)  # behind, but not by a stall
     assert clock.resyncs == 1
+
+
+def test_silence_for_frames_that_then_arrive_widens_the_grace_to_cover_them() -> None:
+    clock = OutputClock()
+    clock.restart(0.0)
+    had = play(clock, jittery(50, {10: 0.035}))
+    assert not all(had)  # the first 35 ms hiccup: silence went out for it
+    assert clock.late_originals == 1
+    assert clock.grace_s >= 0.035
+    had = play(clock, jittery(50, {10: 0.035}, start=1.0))
+    assert all(had)  # the same hiccup again: waited for, nothing stands in Twilio's buffer
+    assert clock.late_originals == 1
+
+
+def test_the_grace_never_widens_past_the_maximum() -> None:
+    clock = OutputClock()
+    clock.restart(0.0)
+    play(clock, jittery(50, {10: 0.055}))  # 55 ms late + margin: over the maximum
+    assert clock.widest_grace_s == MAX_GRACE_S
+    assert clock.grace_s <= MAX_GRACE_S
+
+
+def test_frames_that_never_come_do_not_widen_the_grace() -> None:
+    """A leg that skips its silent frames, then resumes on its own clock: a gap, not jitter."""
+    clock = OutputClock()
+    clock.restart(0.0)
+    arrivals = [i * FRAME_S for i in range(10)] + [i * FRAME_S - 0.012 for i in range(60, 80)]
+    had = play(clock, arrivals)
+    assert had.count(False) >= 40
+    assert clock.grace_s == GRACE_S
+    assert clock.late_originals == 0
+
+
+def test_a_widened_grace_narrows_again_while_the_leg_behaves() -> None:
+    clock = OutputClock()
+    clock.restart(0.0)
+    play(clock, jittery(50, {10: 0.035}))
+    widened = clock.widest_grace_s
+    assert widened >= 0.035
+    play(clock, jittery(500, {}, start=1.0))  # ten quiet seconds
+    assert GRACE_S <= clock.grace_s <= widened - 9 * GRACE_DECAY_PER_S
+    assert clock.widest_grace_s == widened

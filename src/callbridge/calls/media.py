@@ -312,7 +312,7 @@ class CallMedia:
             leg.send(clear_message(stream_sid))
         # The first frame waits for the speaker's first original: a frame of silence sent
         # just before it would stand in Twilio's buffer (20 ms on everything) from then on.
-        clock.restart(trio.current_time() + FIRST_ORIGINAL_WAIT_S - clock.grace_s)
+        clock.restart(trio.current_time(), wait_s=FIRST_ORIGINAL_WAIT_S)
         while True:
             await self._send_next_mixed(leg, listener, stream_sid)
 
@@ -373,6 +373,8 @@ class CallMedia:
                         **self._stats[role].as_dict(),
                         "send_dropped": self._dropped_out[role],
                         "resyncs": self._clocks[role].resyncs,
+                        "late_originals": self._clocks[role].late_originals,
+                        "widest_grace_ms": _ms(self._clocks[role].widest_grace_s),
                         "playout_trimmed": self._probes[role].trimmed,
                         "playout_clears": self._probes[role].clears,
                         "playout_delay_ms": _ms(self._probes[role].last_delay_s),
