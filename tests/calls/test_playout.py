@@ -93,6 +93,21 @@ def test_long_network_path_stops_target_trimming_after_a_useless_trim() -> None:
     assert probe.trimmed == 1
 
 
+def test_a_floor_no_trim_can_reach_is_moved_up_after_a_useless_trim() -> None:
+    """Frames reaching Twilio around its tick: a lucky one set a 3 ms floor, most wait 23 ms."""
+    probe = PlayoutProbe(target_s=0.02)
+    now = run_probes(probe, delay_s=0.003, probes=1)
+    now = run_probes(probe, delay_s=0.023, probes=3, start=now)
+    assert probe.should_skip(quiet=True, now=now)  # looks like a frame crept in
+    now = run_probes(probe, delay_s=0.023, probes=3, start=now)  # it had not
+    assert probe.floor_s == pytest.approx(0.023)
+    now = run_probes(probe, delay_s=0.023, probes=30, start=now)
+    assert not probe.should_skip(quiet=True, now=now)
+    assert probe.trimmed == 1
+    now = run_probes(probe, delay_s=0.043, probes=3, start=now)  # a real standing frame
+    assert probe.should_skip(quiet=True, now=now)
+
+
 def test_a_long_backlog_asks_for_a_clear_not_a_trim() -> None:
     probe = PlayoutProbe(target_s=0.02)
     now = run_probes(probe, delay_s=0.01, probes=3)

@@ -13,7 +13,9 @@ frame above it means a frame is standing there. A window more than half a frame 
 also counts, which catches a frame that was standing from the start (before the floor was ever
 seen without it: a late frame in the first second, say), until a trim fails to lower the delay: then
 the delay is network, not buffer, and only the floor rule stays on (so a long network path never
-makes us drop audio again and again). The frame dropped is the next quiet one (no translation, low
+makes us drop audio again and again). A trim that did not help also moves the floor up to the
+delay seen after it: when our frames reach Twilio just around its playout tick, some make the tick
+and some wait for the next one, and the lucky ones set a floor that no trim can reach. The frame dropped is the next quiet one (no translation, low
 level), or any frame if none is quiet within ``MAX_WAIT_S``.
 
 A backlog of more than ``CLEAR_ABOVE_S`` (after a stalled Twilio reader, say, which then gets
@@ -82,7 +84,11 @@ class PlayoutProbe:
         best = min(self._delays)
         if self._before_trim is not None:
             if best > self._before_trim - FRAME_S / 2:
-                self._toward_target = False  # dropping a frame did not shorten the delay
+                # Dropping a frame did not shorten the delay, so no frame was standing: the rest
+                # is network, or our frames miss Twilio's tick now and then (a lucky early reading
+                # set the floor). Aim at neither again.
+                self._toward_target = False
+                self.floor_s = best
             self._before_trim = None
         excess = best - self.floor_s
         if excess >= CLEAR_ABOVE_S:
