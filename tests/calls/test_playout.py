@@ -108,6 +108,16 @@ def test_a_floor_no_trim_can_reach_is_moved_up_after_a_useless_trim() -> None:
     assert probe.should_skip(quiet=True, now=now)
 
 
+def test_a_delay_that_grew_meanwhile_does_not_count_against_the_trim() -> None:
+    probe = PlayoutProbe(target_s=0.02)
+    now = run_probes(probe, delay_s=0.004, probes=3)
+    now = run_probes(probe, delay_s=0.024, probes=3, start=now)
+    assert probe.should_skip(quiet=True, now=now)
+    now = run_probes(probe, delay_s=0.044, probes=3, start=now)  # another frame crept in
+    assert probe.floor_s == pytest.approx(0.004)  # still the floor: keep trimming toward it
+    assert probe.should_skip(quiet=True, now=now)
+
+
 def test_a_long_backlog_asks_for_a_clear_not_a_trim() -> None:
     probe = PlayoutProbe(target_s=0.02)
     now = run_probes(probe, delay_s=0.01, probes=3)

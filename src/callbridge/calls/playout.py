@@ -83,7 +83,9 @@ class PlayoutProbe:
             return
         best = min(self._delays)
         if self._before_trim is not None:
-            if best > self._before_trim - FRAME_S / 2:
+            # Higher than before is inconclusive (another frame crept in meanwhile); about the
+            # same means the trim did not help.
+            if abs(best - self._before_trim) < FRAME_S / 2:
                 # Dropping a frame did not shorten the delay, so no frame was standing: the rest
                 # is network, or our frames miss Twilio's tick now and then (a lucky early reading
                 # set the floor). Aim at neither again.
