@@ -126,6 +126,8 @@ def test_outbound_audio_has_no_gap_longer_than_one_frame(
     stream = next(s for s in tone_call["twilio"]["streams"] if s["party"] == party)
     runs = [(at, ms) for at, ms in stream["underrun_runs"] if start <= at <= end]
     assert all(ms <= 20 for _, ms in runs), runs
+    # Ticks the simulator itself woke late for are not counted as underruns: a few, not many.
+    assert stream["late_ticks"] < 0.1 * CALL_S / 0.02, stream["late_ticks"]
     heard = heard_in_window(tone_call, party)
     assert len(heard.times) >= 0.98 * (end - start) / 0.02  # a frame every 20 ms
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import trio
 
 from callbridge.sim.twilio import Scenario
@@ -39,6 +41,26 @@ async def test_marks_echo_after_playback_immediately_when_empty_and_on_clear() -
     assert [m["cleared"] for m in stream["marks"]] == [False, False, True]
     assert stream["clears"][0]["marks"] == ["cleared"] and stream["clears"][0]["cleared_ms"] > 1800
     assert stream["underrun_events"] >= 1 and stream["longest_underrun_ms"] >= 20
+
+
+async def test_ticks_the_simulator_itself_was_late_for_do_not_count_as_underruns() -> None:
+    async def handler(conn: WsConn) -> None:
+        await conn.recv_until("start")
+        await conn.send_media(b"\x00" * 800)  # 100 ms, then nothing: on-time underruns
+        await trio.sleep(0.3)
+        time.sleep(0.12)  # the fault injected: the whole loop, simulator included, stalls
+        await conn.recv_until("stop")
+
+    app = FakeApp(ws_handler=handler)
+    with trio.fail_after(6):
+        async with running(Scenario(caller=CallerSpec(hangup_at_s=0.8)), app) as (sim, _):
+            sim.start_inbound_call()
+            assert await sim.wait_idle(5)
+    stream = sim.report()["streams"][0]
+    assert stream["late_ticks"] >= 4
+    assert stream["underrun_frames_while_late"] >= 4  # the stall's catch-up ticks, set apart
+    assert len(stream["underrun_runs"]) >= 2  # the run before the stall ended at the stall
+    assert stream["underrun_frames"] >= 5  # on-time empty ticks still count
 
 
 async def test_play_loops_until_redirected_by_rest() -> None:

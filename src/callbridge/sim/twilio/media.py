@@ -41,6 +41,8 @@ __all__ = ["StreamSession", "new_stream_sid"]
 
 log = get_logger("callbridge.sim.twilio.media")
 
+STALL_S = FRAME_S / 2  # a tick this late was the simulator's own stall, not the app's
+
 WARNINGS = {
     31931: "Media Discarded: more than 10 minutes buffered",
     31950: "Do not use binary format",
@@ -84,6 +86,8 @@ class StreamSession:
     fault_log: list[dict[str, Any]] = attrs.field(factory=list)
     underrun_frames: int = 0
     underrun_events: int = 0
+    late_ticks: int = 0  # ticks this simulator itself ran over half a frame late
+    underrun_frames_while_late: int = 0  # not counted in underrun_frames / underrun_runs
     longest_underrun_ms: int = 0
     bytes_received: int = 0
     # state
@@ -207,7 +211,9 @@ class StreamSession:
         while not ws.closed:
             # Absolute deadlines: a late wake-up sends the overdue frames at once (bunching,
             # like the network would) instead of drifting.
-            await trio.sleep_until(origin + chunk * FRAME_S)
+            deadline = origin + chunk * FRAME_S
+            await trio.sleep_until(deadline)
+            stalled = trio.current_time() - deadline > STALL_S
             frame = self.voice.next_frame()
             media = {
                 "track": "inbound",
@@ -217,14 +223,20 @@ class StreamSession:
             }
             await self._send(ws, {"event": "media", "media": media})
             self.party.record_said(frame)
-            await self._play_tick(ws)
+            await self._play_tick(ws, stalled=stalled)
             chunk += 1
         app_closed.set()
 
-    async def _play_tick(self, ws: Any) -> None:
+    async def _play_tick(self, ws: Any, *, stalled: bool) -> None:
         tick = self.buffer.tick()
         self.party.record_heard(tick.frame)
-        if tick.underrun:
+        if stalled:
+            # This simulator woke late (a busy machine): the app cannot have answered frames it
+            # was not sent yet, so an empty buffer now is not the app's underrun.
+            self.late_ticks += 1
+            self.underrun_frames_while_late += tick.underrun
+            self._run_len = 0
+        elif tick.underrun:
             if self._run_len == 0:
                 self.underrun_events += 1
                 self.underrun_runs.append([time.time(), 0])
@@ -378,6 +390,8 @@ class StreamSession:
             "warnings": self.warnings,
             "faults": self.fault_log,
             "underrun_frames": self.underrun_frames,
+            "late_ticks": self.late_ticks,
+            "underrun_frames_while_late": self.underrun_frames_while_late,
             "underrun_events": self.underrun_events,
             "longest_underrun_ms": self.longest_underrun_ms,
             "underrun_runs": [list(run) for run in self.underrun_runs],
