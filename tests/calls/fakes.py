@@ -153,6 +153,8 @@ class FakePhone:
         self.speaking = False
         self.muted = False
         self.held_until = 0.0  # frames made before this are held back and then sent at once
+        self.phase_s = 0.0  # how long after ``stream`` starts the first frame is made
+        self.streaming_since = 0.0  # when the first media frame was made
         # Twilio's playout buffer, modelled only by how late marks come back: the network and
         # tick phase (``echo_delay_s``) plus audio standing in the buffer (``backlog_s``).
         self.echo_delay_s = 0.0
@@ -188,7 +190,7 @@ class FakePhone:
         ``held_until`` are held back and then delivered at once, as after a network stall."""
         tone = sine(self.freq_hz or 440.0, 1.0, 8000, 0.3)
         silence = np.zeros(160, np.int16)
-        start = trio.current_time()
+        start = self.streaming_since = trio.current_time() + self.phase_s
         held: list[dict[str, Any]] = []
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             for i in itertools.count():

@@ -73,7 +73,9 @@ class Harness:
         assert session is not None
         return session, await self.caller_on_hold(session)
 
-    async def bridged_call(self) -> tuple[CallSession, FakePhone, FakePhone]:
+    async def bridged_call(
+        self, operator_phase_s: float = 0.0
+    ) -> tuple[CallSession, FakePhone, FakePhone]:
         session, caller = await self.caller_call()
         sid = await self.dialed()
         self.status(session, sid, "ringing", 1)
@@ -82,6 +84,7 @@ class Harness:
         leg = session.attach_leg(Role.OPERATOR)
         assert leg is not None
         operator = FakePhone(leg, sid, role_freq(Role.OPERATOR))
+        operator.phase_s = operator_phase_s
         self.nursery.start_soon(operator.listen)
         self.nursery.start_soon(operator.echo_marks)
         await operator.start()
@@ -203,6 +206,24 @@ class TestPlayout:
             for listener in ("caller", "operator"):
                 mixer = session.media.summary()["media"][listener].get("mixer", {})
                 assert "original_underrun_ms" not in mixer
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+
+    async def test_at_the_bridge_the_other_sides_first_frame_goes_out_as_it_arrives(
+        self, autojump_clock: Any
+    ) -> None:
+        """The caller's output was between two hold frames when the call was bridged; it must
+        not wait for its next hold slot to send the operator's first frame (sent late, it would
+        be followed too soon by the next, and stand in Twilio's buffer)."""
+        # Hold frames go out on 20 ms slots from 0; the translators are ready (so the call is
+        # bridged) at 0.503, and the operator's frame at 0.507 comes before the 0.520 slot.
+        async with harness(ready_delay=0.503) as h:
+            session, caller, operator = await h.bridged_call(operator_phase_s=0.007)
+            await trio.sleep(0.1)
+            first = caller.received[: caller.received.index("clear")].count("media")
+            since_operator = caller.heard_at[first] - operator.streaming_since
+            frames = since_operator / 0.02
+            assert abs(frames - round(frames)) < 0.01  # at one of the operator's frame times
             await caller.stop()
             assert await h.ended(session) == "caller_hangup"
 

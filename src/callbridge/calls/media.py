@@ -106,7 +106,7 @@ class CallMedia:
         doorbells = {role: trio.open_memory_channel[None](1) for role in Role}
         self._ring = {role: pair[0] for role, pair in doorbells.items()}
         self._bell = {role: pair[1] for role, pair in doorbells.items()}
-        self._bridged = False
+        self._bridged = trio.Event()
         self._stats = {role: MediaStats() for role in Role}
         self._invalid_logged: set[tuple[Role, str]] = set()
         self._fed_dropped = dict.fromkeys(Direction, 0)
@@ -129,7 +129,7 @@ class CallMedia:
 
     def bridge(self) -> None:
         """Both parties are on: originals start flowing to the other side and to the translators."""
-        self._bridged = True
+        self._bridged.set()
 
     def attach_link(self, direction: Direction, link: TranslatorLink) -> None:
         self._links[direction] = link
@@ -185,7 +185,7 @@ class CallMedia:
             log.info("dtmf", role=str(role), digit=event.digit)
 
     def _on_speech(self, speaker: Role, pcm8: Pcm) -> None:
-        if not self._bridged:
+        if not self._bridged.is_set():
             return  # nobody to hear it yet; the translators get silence keepalive meanwhile
         listener = speaker.other
         self._mixers[listener].push_original(pcm8)
@@ -299,8 +299,13 @@ class CallMedia:
         hold_at = 0
         held = False
         clock.restart(trio.current_time())
-        while not self._bridged:
-            await trio.sleep_until(clock.slot)
+        while True:
+            # Woken by the bridge at once: a frame of the other side queued while this slept
+            # and sent late would be followed too soon by the next, and stand in Twilio's buffer.
+            with trio.move_on_at(clock.slot):
+                await self._bridged.wait()
+            if self._bridged.is_set():
+                break
             pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
             self._send(leg, listener, media_message(stream_sid, ulaw_encode(pcm)))
             clock.sent(trio.current_time(), on_original=False)
