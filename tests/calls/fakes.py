@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from callbridge.audio import sine, ulaw_decode, ulaw_encode
 from callbridge.calls.legs import MediaLeg
 from callbridge.calls.record import CallRecord
-from callbridge.errors import PalabraUnavailable
+from callbridge.errors import PalabraUnavailable, TwilioError
 from callbridge.palabra.events import SpeechChunk, Transcript
 from callbridge.roles import Direction, Role
 
@@ -37,12 +37,22 @@ class FakeControl:
     statuses: dict[str, str] = attrs.Factory(dict)  # what fetch() reports, by sid
     _sids: Any = attrs.Factory(lambda: (f"CA{n:032d}" for n in itertools.count(1)))
     dialed: trio.MemorySendChannel[str] | None = None
+    # Failures for the next creates, in order: (HTTP status or None, whether the call was placed
+    # anyway). A placed one is recorded as ("create", to, sid); one that was not, as
+    # ("create_refused", to).
+    create_errors: list[tuple[int | None, bool]] = attrs.Factory(list)
 
     async def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
     ) -> FakeCallInfo:
-        sid: str = next(self._sids)
-        self.actions.append(("create", to, sid))
+        status, placed = self.create_errors.pop(0) if self.create_errors else (201, True)
+        if placed:
+            sid: str = next(self._sids)
+            self.actions.append(("create", to, sid))
+        else:
+            self.actions.append(("create_refused", to))
+        if status != 201:
+            raise TwilioError(f"Twilio create failed: {status}", status=status, code=None)
         return FakeCallInfo(sid)
 
     async def hangup(self, sid: str) -> None:

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from callbridge.audio import tone_power_db
-from callbridge.calls.session import CallDeps, CallSession
+from callbridge.calls.session import UNCERTAIN_CREATE_WAIT_S, CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor, OperatorPool
 from callbridge.config import Config, load_config
 from callbridge.roles import Direction, Role
@@ -283,6 +283,76 @@ class TestGreeting:
             assert trio.current_time() - start <= 2.5
             assert ("cancel", sid) in h.control.actions
             assert sorted(h.pool.idle) == sorted(h.config.operators.numbers)
+
+
+class TestUncertainCreate:
+    """A create that failed in a way that may have placed the call anyway (500/502/504, no reply)
+    is not simply repeated: the call's status callback says whether it exists."""
+
+    async def test_a_call_placed_despite_a_500_is_found_by_its_callback_not_dialled_twice(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            h.control.create_errors = [(500, True)]
+            session, caller = await h.caller_call()
+            sid = await h.dialed()
+            h.status(session, sid, "initiated", 0)  # Twilio announces the call it did place
+            h.status(session, sid, "ringing", 1)
+            await trio.sleep(UNCERTAIN_CREATE_WAIT_S * 2)
+            assert h.control.kinds().count("create") == 1
+            assert session.operator_answered(sid)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            assert ("hangup", sid) in h.control.actions
+            h.assert_nothing_left(caller)
+
+    async def test_without_a_callback_the_same_operator_is_dialled_again(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            h.control.create_errors = [(None, False)]  # the request got no answer
+            session, caller = await h.caller_call()
+            start = trio.current_time()
+            sid = await h.dialed()
+            assert trio.current_time() - start >= UNCERTAIN_CREATE_WAIT_S
+            assert h.control.actions[0] == ("create_refused", OPERATORS[0])
+            assert [a[1] for a in h.control.actions if a[0] == "create"] == [OPERATORS[0]]
+            assert session.operator_answered(sid)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            h.assert_nothing_left(caller)
+
+    async def test_a_call_found_only_after_dialling_again_is_cancelled(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            h.control.create_errors = [(502, True)]
+            session, caller = await h.caller_call()
+            first = await h.dialed()
+            second = await h.dialed(2)  # no callback in time: dialled again
+            h.status(session, first, "ringing", 1)  # the first one's callback, late
+            await trio.testing.wait_all_tasks_blocked()
+            assert ("cancel", first) in h.control.actions
+            assert session.operator_answered(second)
+            assert not session.operator_answered(first)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            h.assert_nothing_left(caller)
+
+    async def test_a_refused_create_moves_on_to_the_next_operator_at_once(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            h.control.create_errors = [(400, False)]  # e.g. 21215: number not allowed
+            session, caller = await h.caller_call()
+            start = trio.current_time()
+            sid = await h.dialed()
+            assert trio.current_time() - start < 1.0
+            assert [a[1] for a in h.control.actions if a[0].startswith("create")] == OPERATORS[:2]
+            assert session.operator_answered(sid)
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+            h.assert_nothing_left(caller)
 
 
 class TestDialing:

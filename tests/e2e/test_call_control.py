@@ -307,10 +307,13 @@ def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFac
     stack = stack_factory(
         scenario={
             "callbacks": {"duplicate": True, "reorder": True, "hold_s": 0.5},
-            # 503 on create was refused before any work: safe to retry. 500 on a hang-up
-            # (an update of one call) is idempotent: safe to retry too.
+            # 503 on create was refused before any work: safe to retry. The 500 that follows
+            # comes after the call was placed: dialling again would ring the operator twice,
+            # the call's status callback shows it exists. 500 on a hang-up (an update of one
+            # call) is idempotent: safe to retry.
             "rest_errors": [
                 {"endpoint": "create", "status": 503, "times": 1},
+                {"endpoint": "create", "status": 500, "times": 1, "after_acting": True},
                 {"endpoint": "update", "status": 500, "times": 1},
             ],
         }
@@ -324,10 +327,14 @@ def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFac
     assert stack.wait_idle(30)
     report = stack.report("twilio")
     operator_sid = bridged["operator_sid"]
-    # One ring despite the failed create; the hang-up went through on its second attempt.
+    # One ring despite the failed creates; the hang-up went through on its second attempt.
     assert [c["sid"] for c in calls_of(report, "operator")] == [operator_sid]
     creates = [r for r in report["rest"] if r["endpoint"] == "create"]
-    assert [(c["status"], c.get("injected", False)) for c in creates] == [(503, True), (201, False)]
+    assert [(c["status"], c.get("after_acting", False)) for c in creates] == [
+        (503, False),
+        (500, True),
+    ]
+    daemon_event(stack, "operator_call_found", operator_sid=operator_sid)
     updates = rest_updates(report, operator_sid)
     assert [(u["status"], u.get("injected", False)) for u in updates] == [(500, True), (200, False)]
     assert all(u["form"]["Status"] == ["completed"] for u in updates)

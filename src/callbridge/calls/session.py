@@ -52,6 +52,12 @@ CALLER_POLL_S = 2.0
 CLEANUP_TIMEOUT_S = 10.0
 # Status events queued from webhooks; Twilio sends a handful per leg.
 STATUS_QUEUE = 64
+# A create that failed in a way that may have placed the call anyway (500/502/504, or no answer
+# to a request that was sent): how long a status callback for it may take to show up before we
+# dial again, and how many times we try the same number.
+UNCERTAIN_CREATE_WAIT_S = 3.0
+CREATE_TRIES = 2
+UNCERTAIN_CREATE_STATUSES = frozenset({None, 500, 502, 504})
 # Reasons after which the caller is still on the line and deserves an explanation.
 APOLOGY_REASONS = frozenset(
     {"no_operator", "translation_failed", "internal_error", "media_timeout", "leg_timeout"}
@@ -90,6 +96,7 @@ class CallSession:
         self._answered = trio.Event()
         self._operator_number: str | None = None
         self._operator_final: dict[str, str] = {}  # CallSid -> terminal status seen
+        self._dialed: set[str] = set()  # every operator CallSid this call placed or adopted
         self._cancel_reason: str | None = None
         self._ended = False
         self.media = CallMedia(deps.config, deps.hold_audio, self._publish, record.id)
@@ -277,16 +284,9 @@ class CallSession:
 
     async def _ring(self, number: str, attempt: int) -> str:
         config = self._deps.config
-        base = config.public_url
-        call_id = self.record.id
-        info = await self._deps.control.create_call(
-            to=number,
-            from_=config.twilio.number,
-            url=f"{base}/twiml/operator/{call_id}",
-            status_callback=f"{base}/twilio/status/{call_id}/operator",
-            timeout_s=config.operators.ring_timeout_s,
-        )
-        sid: str = info.sid
+        sid = await self._place_operator_call(number)
+        if sid is None:
+            return "failed"
         self.record.operator_sid = sid
         self.record.operator_number = number
         self._deps.transcripts.call_updated(self.record)
@@ -295,6 +295,7 @@ class CallSession:
         with trio.move_on_after(config.operators.ring_timeout_s + 15):
             async for event in self._status_recv:
                 if event.call_sid != sid:
+                    self._check_orphan(event)
                     continue
                 if event.status in ("in-progress", "answered"):
                     self._answered.set()
@@ -310,10 +311,70 @@ class CallSession:
         self._operator_final[sid] = "no-answer"
         return "no-answer"
 
+    async def _place_operator_call(self, number: str) -> str | None:
+        """Create the operator's call; its CallSid, or None if this number cannot be dialled.
+
+        Creating a call is not idempotent, so the REST client does not retry a failure that may
+        have placed the call anyway. If that call exists, Twilio announces it within moments
+        with a status callback to this call's URL; only if none comes do we dial again."""
+        config = self._deps.config
+        base = config.public_url
+        call_id = self.record.id
+        for _ in range(CREATE_TRIES):
+            try:
+                info = await self._deps.control.create_call(
+                    to=number,
+                    from_=config.twilio.number,
+                    url=f"{base}/twiml/operator/{call_id}",
+                    status_callback=f"{base}/twilio/status/{call_id}/operator",
+                    timeout_s=config.operators.ring_timeout_s,
+                )
+            except TwilioError as exc:
+                if exc.status not in UNCERTAIN_CREATE_STATUSES:
+                    log.warning("operator_not_dialled", operator=number, error=str(exc))
+                    return None
+                sid = await self._callback_of_an_unknown_call()
+                if sid is not None:
+                    log.info("operator_call_found", operator=number, operator_sid=sid)
+                    self._dialed.add(sid)
+                    return sid
+                log.warning("operator_create_uncertain", operator=number, error=str(exc))
+                continue
+            sid = str(info.sid)
+            self._dialed.add(sid)
+            return sid
+        return None
+
+    async def _callback_of_an_unknown_call(self) -> str | None:
+        """Wait a little for a status callback from an operator call we did not know about."""
+        with trio.move_on_after(UNCERTAIN_CREATE_WAIT_S):
+            async for event in self._status_recv:
+                if event.call_sid not in self._dialed:
+                    if event.status in TERMINAL_STATUSES:
+                        self._operator_final[event.call_sid] = event.status
+                        self._dialed.add(event.call_sid)
+                        return None  # placed and already over: dial again
+                    return event.call_sid
+        return None
+
+    def _check_orphan(self, event: StatusEvent) -> None:
+        """A call we never learnt the CallSid of (a create that seemed to fail and was repeated)
+        is ringing an operator: cancel it."""
+        sid = event.call_sid
+        if sid in self._dialed or self._nursery is None:
+            return
+        self._dialed.add(sid)
+        if event.status in TERMINAL_STATUSES:
+            return
+        log.warning("operator_call_orphaned", operator_sid=sid, status=event.status)
+        self._nursery.start_soon(self._quietly, self._deps.control.cancel(sid), "cancel_orphan")
+
     async def _watch_operator_status(self) -> None:
         sid = self.record.operator_sid
         async for event in self._status_recv:
-            if event.call_sid == sid and event.status in TERMINAL_STATUSES:
+            if event.call_sid != sid:
+                self._check_orphan(event)
+            elif event.status in TERMINAL_STATUSES:
                 self._operator_final[sid] = event.status
                 raise CallEnded("operator_hangup", f"status {event.status}")
 

@@ -35,7 +35,8 @@ Scenario JSON (every key optional; unknown keys are rejected)::
                            "hangup_at_s": null,      # after answering
                            "voice": "tone"},
       "callbacks": {"duplicate": false, "reorder": false, "hold_s": 1.0},
-      "rest_errors": [{"endpoint": "create", "status": 429, "times": 2}],   # create|update|fetch
+      "rest_errors": [{"endpoint": "create", "status": 429, "times": 2,    # create|update|fetch
+                       "after_acting": false}],      # true: do the work, then answer the error
       "faults": [{"kind": "slow_reader", "party": "caller", "at_s": 2.0, "duration_s": 3.0},
                  {"kind": "bad_signature", "target": "webhooks", "times": 1},
                  {"kind": "abrupt_close", "party": "operator", "on_hangup": true}],

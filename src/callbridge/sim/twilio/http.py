@@ -63,8 +63,9 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
     app = QuartTrio("callbridge.sim.twilio")
     base = "/2010-04-01/Accounts/<account>"
 
-    async def guard(account: str, endpoint: str) -> Response | None:
-        """Log the request, check Basic auth, apply injected 429/5xx. None = go ahead."""
+    async def guard(account: str, endpoint: str) -> tuple[Response | None, Response | None]:
+        """Log the request, check Basic auth, apply injected 429/5xx: (the answer now, or None to
+        go ahead; and an injected error to answer with after acting, or None)."""
         form = await request.form
         auth = request.authorization
         ok = (
@@ -84,13 +85,17 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         sim.rest_log.append(entry)
         if not ok:
             entry["status"] = 401
-            return twilio_error(20003, 401)
+            return twilio_error(20003, 401), None
         injected = sim.take_rest_error(endpoint)
-        if injected is not None:
-            entry["status"] = injected
-            entry["injected"] = True
-            return twilio_error(20429 if injected == 429 else 20500, injected)
-        return None
+        if injected is None:
+            return None, None
+        entry["injected"] = True
+        error = twilio_error(20429 if injected.status == 429 else 20500, injected.status)
+        if injected.after_acting:
+            entry["after_acting"] = True
+            return None, error
+        entry["status"] = injected.status
+        return error, None
 
     def finish(response: Response) -> Response:
         sim.rest_log[-1]["status"] = response.status_code
@@ -98,7 +103,8 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
 
     @app.post(base + "/Calls.json")
     async def create_call(account: str) -> Response:
-        if (denied := await guard(account, "create")) is not None:
+        denied, late_error = await guard(account, "create")
+        if denied is not None:
             return denied
         form = await request.form
         if not form.get("To"):
@@ -112,20 +118,24 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         fields: dict[str, Any] = {k: form.get(k) for k in form}
         fields["StatusCallbackEvent"] = form.getlist("StatusCallbackEvent")
         call = sim.create_outbound_call(fields)
+        if late_error is not None:
+            return finish(late_error)
         body = call.to_json() | {"status": "queued"}
         return finish(_json(body, 201))
 
     @app.route(base + "/Calls/<sid>.json", methods=["GET", "POST"])
     async def call_resource(account: str, sid: str) -> Response:
         endpoint = "fetch" if request.method == "GET" else "update"
-        if (denied := await guard(account, endpoint)) is not None:
+        denied, late_error = await guard(account, endpoint)
+        if denied is not None:
             return denied
         call = sim.calls.get(sid)
         if call is None:
             return finish(twilio_error(20404, 404, request.path))
         if request.method == "GET":
-            return finish(_json(call.to_json()))
-        return finish(await _update(call, await request.form))
+            return finish(late_error or _json(call.to_json()))
+        answer = await _update(call, await request.form)
+        return finish(late_error or answer)
 
     async def _update(call: Call, form: Any) -> Response:
         status = form.get("Status")

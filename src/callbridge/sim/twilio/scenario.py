@@ -100,6 +100,9 @@ class RestError:
     endpoint: str  # create | update | fetch
     status: int = 429
     times: int = 1
+    # The request takes effect (the call is created, say) and the error is returned anyway, as
+    # a 500 after the work was done, or a reply lost on the way, would look to the app.
+    after_acting: bool = False
 
 
 @attrs.frozen

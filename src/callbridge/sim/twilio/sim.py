@@ -69,12 +69,12 @@ class TwilioSim:
     def add_rest_errors(self, errors: list[RestError]) -> None:
         self.rest_errors.extend([e, e.times] for e in errors)
 
-    def take_rest_error(self, endpoint: str) -> int | None:
+    def take_rest_error(self, endpoint: str) -> RestError | None:
         for entry in self.rest_errors:
             err, remaining = entry
             if err.endpoint == endpoint and remaining > 0:
                 entry[1] = remaining - 1
-                return int(err.status)
+                return err  # type: ignore[no-any-return]
         return None
 
     def party(self, name: str) -> Party:
