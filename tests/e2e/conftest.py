@@ -103,9 +103,28 @@ def daemon_event(
 
 
 def daemon_events(stack: Stack, event: str, **fields: Any) -> list[dict[str, Any]]:
-    """Every daemon log record named ``event`` (so far) whose fields equal ``fields``."""
+    """Every daemon log record named ``event`` (so far) whose fields equal ``fields``.
+
+    "So far" is what the reader thread has seen: a line the daemon wrote a moment ago may not be
+    there yet. Use it after waiting for a later line, or use ``daemon_events_when``."""
     assert stack.daemon is not None
     return [r for r in stack.daemon.events(event) if _matches(r, event, fields)]
+
+
+def daemon_events_when(
+    stack: Stack, event: str, count: int, timeout_s: float = EVENT_TIMEOUT_S, **fields: Any
+) -> list[dict[str, Any]]:
+    """The daemon's log records named ``event`` with ``fields``, once there are ``count``."""
+    assert stack.daemon is not None
+    matched: list[dict[str, Any]] = []
+
+    def enough(record: dict[str, Any]) -> bool:
+        if _matches(record, event, fields):
+            matched.append(record)
+        return len(matched) >= count
+
+    stack.daemon.wait_for(enough, timeout_s)
+    return matched
 
 
 # ---- simulator reports ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     calls_of,
     daemon_event,
     daemon_events,
+    daemon_events_when,
     healthz,
     heard_translation_both_ways,
     rest_updates,
@@ -224,7 +225,7 @@ def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> 
     hooks = [w for sid in forged for w in webhooks_of(report, sid, "incoming_call")]
     assert sorted(w["signed"] for w in hooks) == [False, True]
     assert all(w["status"] == 403 for w in hooks)
-    rejected = daemon_events(stack, "signature_rejected", route="/twiml/client")
+    rejected = daemon_events_when(stack, "signature_rejected", 2, route="/twiml/client")
     assert sorted(r["present"] for r in rejected) == [False, True]
     assert not daemon_events(stack, "call_started")
 
@@ -297,10 +298,12 @@ async def test_unknown_call_ids_are_404(stack_factory: StackFactory) -> None:
         assert await _upgrade(stack.app_port, resource, signature(ws_url)) == 404
         assert await _upgrade(stack.app_port, resource, "forged") == 403
     daemon_event(stack, "unknown_call", route=f"/media/{unknown}/caller")
-    # Our own signatures were good: only the forged upgrade was a signature failure.
-    (forged,) = daemon_events(stack, "signature_rejected")
+    # The log is read as the daemon writes it: wait for the forged upgrade's line.
+    forged = daemon_event(stack, "signature_rejected")
     assert forged["upgrade"] and forged["present"]
     assert healthz(stack)["active_calls"] == 0
+    # Our own signatures were good: only the forged upgrade was a signature failure.
+    assert len(daemon_events(stack, "signature_rejected")) == 1
 
 
 def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFactory) -> None:
@@ -348,6 +351,6 @@ def test_duplicated_reordered_callbacks_and_rest_retries(stack_factory: StackFac
     assert sequence != sorted(sequence), sequence
     assert {c["params"]["CallStatus"] for c in callbacks} >= {"in-progress", "completed"}
     assert all(c["status"] == 204 for c in callbacks)
-    logged = [r for r in daemon_events(stack, "status_callback") if r["call_sid"] == operator_sid]
-    assert len(logged) == len(callbacks)
+    logged = daemon_events_when(stack, "status_callback", len(callbacks), call_sid=operator_sid)
+    assert len(daemon_events(stack, "status_callback", call_sid=operator_sid)) == len(logged)
     assert len(daemon_events(stack, "call_ended")) == 1
