@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -206,6 +207,32 @@ class TestPlayout:
             for listener in ("caller", "operator"):
                 mixer = session.media.summary()["media"][listener].get("mixer", {})
                 assert "original_underrun_ms" not in mixer
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
+
+    async def test_a_standing_frame_is_never_trimmed_out_of_translated_speech(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            operator.echo_delay_s = 0.015
+            await caller.talk(3.0)  # the floor
+            operator.echo_delay_s = 0.045  # a frame creeps in and must go...
+            start = len(operator.heard)
+            h.links.opened[Direction.CALLER_TO_OPERATOR].speak("long", 1300, 4.0, "es")
+            await caller.talk(5.0)  # ...while the caller talks over a long translation
+            assert session.media.summary()["media"]["operator"].get("playout_trimmed", 0) >= 1
+            frames = operator.heard[start:]
+            times = operator.heard_at[start:]
+            translated = [
+                i for i, pcm in enumerate(frames) if tone_power_db(pcm.astype(float), 1300) > -40
+            ]
+            playing = (times[translated[0]], times[translated[-1]])
+            assert len(translated) >= 4.0 / 0.02 - 1
+            # Frames go out with the caller's, every 20 ms: a trim shows as a 40 ms step.
+            trims = [b for a, b in itertools.pairwise(times) if b - a > 0.03]
+            assert trims  # the standing frame went...
+            assert not [t for t in trims if playing[0] <= t <= playing[1]]  # ...after the speech
             await caller.stop()
             assert await h.ended(session) == "caller_hangup"
 

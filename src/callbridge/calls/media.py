@@ -334,9 +334,16 @@ class CallMedia:
         frame = mixer.next_frame()
         if probe.clear_pending:
             self._clear_playout(leg, listener, stream_sid, probe)
-        # Looking at the frame's level only while a trim waits keeps the common path cheap.
         now = trio.current_time()
-        if not (probe.trim_pending and probe.should_skip(_is_quiet(frame), now)):
+        # Looking at the frame only while a trim waits keeps the common path cheap. A frame of
+        # translated speech is never the one dropped: the hole would be heard, and a frame that
+        # ends an utterance carries the mark that says when it was played.
+        trim = (
+            probe.trim_pending
+            and not _carries_translation(frame)
+            and probe.should_skip(_is_quiet(frame), now)
+        )
+        if not trim:
             self._send_mixed(leg, listener, stream_sid, frame, probe)
         clock.sent(now, on_original=on_original)
 
@@ -403,9 +410,13 @@ def _without_zeros(node: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _carries_translation(frame: MixedFrame) -> bool:
+    return frame.ducked or bool(frame.started) or bool(frame.finished)
+
+
 def _is_quiet(frame: MixedFrame) -> bool:
-    """Nothing worth hearing: no translation and a low original (about -30 dBFS peak)."""
-    return not frame.ducked and not frame.started and int(np.abs(frame.pcm).max()) < QUIET_PEAK
+    """Nothing worth hearing: a low original (about -30 dBFS peak), and no translation."""
+    return int(np.abs(frame.pcm).max()) < QUIET_PEAK
 
 
 def _ms(seconds: float | None) -> float | None:

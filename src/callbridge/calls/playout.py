@@ -15,8 +15,11 @@ seen without it: a late frame in the first second, say), until a trim fails to l
 the delay is network, not buffer, and only the floor rule stays on (so a long network path never
 makes us drop audio again and again). A trim that did not help also moves the floor up to the
 delay seen after it: when our frames reach Twilio just around its playout tick, some make the tick
-and some wait for the next one, and the lucky ones set a floor that no trim can reach. The frame dropped is the next quiet one (no translation, low
-level), or any frame if none is quiet within ``MAX_WAIT_S``.
+and some wait for the next one, and the lucky ones set a floor that no trim can reach.
+
+The frame dropped is the next quiet one (low level, no translation), or, if none is quiet within
+``MAX_WAIT_S``, the next one without translated speech: the output task never offers those, as a
+hole in a translation would be heard.
 
 A backlog of more than ``CLEAR_ABOVE_S`` (after a stalled Twilio reader, say, which then gets
 seconds of audio at once) is not worth trimming frame by frame: the output task sends Twilio a
