@@ -16,8 +16,9 @@ The grace adapts to the speaker's jitter. Silence sent for a frame that then arr
 was premature. The late frame still has to be played, so it leaves one frame standing in Twilio's
 buffer, 20 ms on everything the listener hears until the probes trim it. When the clock sees this
 (originals arriving ahead of their slots right after silence went out), it widens the grace to
-cover that lateness, up to ``MAX_GRACE_S``. It then narrows back by ``GRACE_DECAY_PER_S`` while
-the leg behaves. Frames that never come (a stream that skips silence, a dead leg) do not widen it.
+cover that lateness, up to ``MAX_GRACE_S``. It then narrows back slowly (``GRACE_DECAY_PER_S``)
+while the leg behaves, because jitter comes back. Frames that never come (a stream that skips
+silence, a dead leg) do not widen it.
 
 If the event loop itself stalls, the clock skips ahead instead of sending the missed frames in a
 burst.
@@ -32,10 +33,13 @@ import attrs
 __all__ = ["FRAME_S", "GRACE_S", "MAX_GRACE_S", "RESYNC_S", "OutputClock"]
 
 FRAME_S: Final = 0.020  # one Twilio frame
-GRACE_S: Final = 0.010  # how late a frame may wait for its original, at first
+# How late a frame may wait for its original, at first. Waiting costs nothing while the speaker's
+# frames come; silence sent for a frame that was only late costs 20 ms on everything after it
+# until the probes trim it. Busy machines delay frames by 10-15 ms now and then.
+GRACE_S: Final = 0.020
 MAX_GRACE_S: Final = 0.060  # the most the grace widens to for a jittery leg
 GRACE_MARGIN_S: Final = 0.005  # added to a measured lateness when widening
-GRACE_DECAY_PER_S: Final = 0.001  # how fast a widened grace narrows again
+GRACE_DECAY_PER_S: Final = 0.0002  # how fast a widened grace narrows again (12 ms a minute)
 EARLY_S: Final = 0.005  # an original this far ahead of its slot came in a bunch
 RESYNC_S: Final = 0.200  # behind by more than this (a stalled loop): skip ahead, don't burst
 
