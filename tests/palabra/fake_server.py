@@ -122,6 +122,7 @@ class FakePalabra:
     refuse_from: int | None = None
     # statuses (or "transport") answered to the first session POSTs, in order
     rest_failures: list[int | str] = attrs.Factory(list)
+    reply_delay_s: float = 0.0  # how long each REST reply takes to come back
     connections: list[FakeConnection] = attrs.Factory(list)
     rejected_upgrades: list[int] = attrs.Factory(list)
     sessions_created: list[str] = attrs.Factory(list)
@@ -320,7 +321,12 @@ class FakePalabra:
     # --- REST ---------------------------------------------------------------------------------
 
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self._rest)
+        async def reply(request: httpx.Request) -> httpx.Response:
+            response = self._rest(request)  # the request takes effect at once...
+            await trio.sleep(self.reply_delay_s)  # ...and its reply may take a while
+            return response
+
+        return httpx.MockTransport(reply)
 
     def _rest(self, request: httpx.Request) -> httpx.Response:
         self.rest_requests.append((request.method, request.url.path))

@@ -125,3 +125,15 @@ async def test_legacy_endpoint_deletes_on_error(autojump_clock: Any) -> None:
                 assert endpoint.url.endswith("?token=publisher-0")
                 raise RuntimeError
     assert fake.sessions_deleted == ["session-0"]
+
+
+async def test_a_session_created_as_the_call_is_cancelled_is_still_deleted(
+    autojump_clock: Any,
+) -> None:
+    fake = FakePalabra(reply_delay_s=1.0)  # Palabra creates the session; the reply is slow
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        with trio.move_on_after(0.2):
+            async with open_endpoint(make_config(fake, legacy=True), http):
+                await trio.sleep_forever()
+    assert fake.sessions_created == ["session-0"]
+    assert fake.sessions_deleted == ["session-0"]

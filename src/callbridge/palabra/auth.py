@@ -131,12 +131,15 @@ async def create_session(http: httpx.AsyncClient, config: Config) -> LegacySessi
         if attempt:
             await trio.sleep(min(_BACKOFF_FIRST_S * 2 ** (attempt - 1), _BACKOFF_MAX_S))
         try:
-            response = await http.post(
-                url,
-                json=_CREATE_BODY,
-                headers=_legacy_headers(config),
-                timeout=config.palabra.connect_timeout_s,
-            )
+            # Shielded (httpx's timeout bounds it): cancelled after Palabra created the session
+            # but before we read its id, the session could never be deleted.
+            with trio.CancelScope(shield=True):
+                response = await http.post(
+                    url,
+                    json=_CREATE_BODY,
+                    headers=_legacy_headers(config),
+                    timeout=config.palabra.connect_timeout_s,
+                )
         except httpx.TransportError as exc:
             last_problem = f"transport error {type(exc).__name__}"
             log.warning("palabra_session_retry", attempt=attempt + 1, problem=last_problem)
