@@ -56,6 +56,16 @@ class TestFanOut:
                 async for _ in sub.receive:
                     raise AssertionError("nothing was published")
 
+    async def test_a_subscription_made_after_close_ends_at_once(self) -> None:
+        bc = Broadcaster(replay_events=10, subscriber_queue=4)
+        bc.close()
+        with bc.subscribe("a") as sub:
+            assert bc.subscriber_count() == 0
+            publish(bc, "a")
+            with trio.fail_after(1):
+                async for _ in sub.receive:
+                    raise AssertionError("a closed broadcaster delivered")
+
 
 class TestReplay:
     async def test_resume_returns_exactly_the_missed_items_of_the_topic(self) -> None:

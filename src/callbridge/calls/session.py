@@ -38,7 +38,11 @@ from callbridge.errors import CallEnded, PalabraError, TwilioError
 from callbridge.log import get_logger
 from callbridge.roles import Direction, Role
 from callbridge.telephony.status import TERMINAL_STATUSES, StatusUpdate
-from callbridge.telephony.twiml import say_and_hangup_twiml
+from callbridge.telephony.twiml import (
+    operator_twiml_url,
+    say_and_hangup_twiml,
+    status_callback_url,
+)
 
 __all__ = ["CallDeps", "CallSession", "StatusEvent"]
 
@@ -325,8 +329,8 @@ class CallSession:
                 info = await self._deps.control.create_call(
                     to=number,
                     from_=config.twilio.number,
-                    url=f"{base}/twiml/operator/{call_id}",
-                    status_callback=f"{base}/twilio/status/{call_id}/operator",
+                    url=operator_twiml_url(base, call_id),
+                    status_callback=status_callback_url(base, call_id, str(Role.OPERATOR)),
                     timeout_s=config.operators.ring_timeout_s,
                 )
             except TwilioError as exc:

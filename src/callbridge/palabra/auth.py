@@ -31,6 +31,7 @@ from callbridge.errors import PalabraAuthError, PalabraUnavailable
 from callbridge.log import get_logger, redact_text
 
 __all__ = [
+    "AUTH_STATUSES",
     "AuthMode",
     "Endpoint",
     "LegacySession",
@@ -52,7 +53,8 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 4.0
 # A DELETE is a courtesy that must not hold up a hang-up: bounded, and it never raises.
 _DELETE_TIMEOUT_S = 5.0
-_AUTH_STATUSES = frozenset({401, 403, 404})
+# Answers that mean the credentials are wrong: never retried.
+AUTH_STATUSES = frozenset({401, 403, 404})
 _CREATE_BODY = {"data": {"subscriber_count": 0, "intent": "api"}}
 
 
@@ -155,7 +157,7 @@ async def create_session(http: httpx.AsyncClient, config: Config) -> LegacySessi
 
 def _session_from(response: httpx.Response) -> LegacySession:
     status = response.status_code
-    if status in _AUTH_STATUSES:
+    if status in AUTH_STATUSES:
         msg = (
             f"Palabra refused the client id/secret: HTTP {status} {_error_title(response)}".rstrip()
         )

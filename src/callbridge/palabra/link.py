@@ -52,7 +52,7 @@ from trio_websocket import (
 from callbridge.config import Config
 from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
 from callbridge.log import get_logger
-from callbridge.palabra.auth import open_endpoint
+from callbridge.palabra.auth import AUTH_STATUSES, open_endpoint
 from callbridge.palabra.events import PalabraEvent, ServerError, SpeechChunk, Transcript
 from callbridge.palabra.pacing import AudioBuffer, Pacer
 from callbridge.palabra.protocol import (
@@ -72,7 +72,7 @@ from callbridge.palabra.protocol import (
     parse,
     task_data,
 )
-from callbridge.palabra.transport import websocket_connector
+from callbridge.palabra.transport import CLOSE_GRACE_S, websocket_connector
 from callbridge.roles import Direction
 
 __all__ = ["Connector", "LinkStats", "PalabraLink", "open_palabra_link", "websocket_connector"]
@@ -87,16 +87,11 @@ _EVENTS_QUEUE = 256
 # How long the reader waits for a stuck consumer before dropping (and counting) a speech chunk.
 # Longer would stall the reader, and trio-websocket stops answering pings behind a stalled reader.
 _SPEECH_SEND_TIMEOUT_S = 2.0
-# Closing handshake allowance on top of palabra.end_timeout_s.
-_CLOSE_GRACE_S = 2.0
-# output_audio_data and current_task frames can be large (PY2 sets max_size=None).
-_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Reconnect backoff: 0.5 s, 1 s, 2 s, then 4 s, always within the remaining budget.
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 4.0
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY = 50
-_AUTH_STATUSES = frozenset({401, 403, 404})
 
 
 class _Dropped(Exception):
@@ -385,7 +380,7 @@ class PalabraLink:
         if self._streaming:
             with (
                 trio.CancelScope(shield=True),
-                trio.move_on_after(self._config.palabra.end_timeout_s + _CLOSE_GRACE_S),
+                trio.move_on_after(self._config.palabra.end_timeout_s + CLOSE_GRACE_S),
             ):
                 await self._finished.wait()
         self._scope.cancel()
@@ -594,7 +589,7 @@ def _classify(exc: BaseException) -> BaseException:
     for leaf in leaves:
         if isinstance(leaf, PalabraAuthError | PalabraTaskRejected):
             return leaf
-        if isinstance(leaf, ConnectionRejected) and leaf.status_code in _AUTH_STATUSES:
+        if isinstance(leaf, ConnectionRejected) and leaf.status_code in AUTH_STATUSES:
             msg = f"Palabra refused the WebSocket upgrade: HTTP {leaf.status_code}"
             return PalabraAuthError(msg, status=leaf.status_code)
     if leaves and all(isinstance(leaf, _RETRYABLE) for leaf in leaves):

@@ -85,6 +85,7 @@ class Broadcaster:
     _seq: int = 0
     _rings: dict[str, _Ring] = attrs.Factory(dict)
     _subscribers: dict[str, set[Subscription]] = attrs.Factory(dict)
+    _closed: bool = False
 
     @property
     def seq(self) -> int:
@@ -161,8 +162,13 @@ class Broadcaster:
     def subscribe(self, topic: str) -> Iterator[Subscription]:
         send, receive = trio.open_memory_channel[FeedItem](self.subscriber_queue)
         sub = Subscription(topic=topic, receive=receive, send=send, start_seq=self._seq)
-        self._ring(topic, self._seq)
-        self._subscribers.setdefault(topic, set()).add(sub)
+        if self._closed:
+            # Shutting down: a page that reconnects now gets a feed that ends at once, not one
+            # that nothing would close.
+            send.close()
+        else:
+            self._ring(topic, self._seq)
+            self._subscribers.setdefault(topic, set()).add(sub)
         try:
             yield sub
         finally:
@@ -180,6 +186,8 @@ class Broadcaster:
         return sum(len(s) for s in self._subscribers.values())
 
     def close(self) -> None:
+        """End every subscription, and every one made from now on."""
+        self._closed = True
         for subs in tuple(self._subscribers.values()):
             for sub in tuple(subs):
                 self._unregister(sub)
