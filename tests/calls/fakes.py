@@ -55,14 +55,23 @@ class FakeControl:
             raise TwilioError(f"Twilio create failed: {status}", status=status, code=None)
         return FakeCallInfo(sid)
 
+    stalled: bool = False  # hang-ups, cancels and updates never get an answer
+
     async def hangup(self, sid: str) -> None:
         self.actions.append(("hangup", sid))
+        await self._maybe_stall()
 
     async def cancel(self, sid: str) -> None:
         self.actions.append(("cancel", sid))
+        await self._maybe_stall()
 
     async def update_twiml(self, sid: str, twiml: str) -> None:
         self.actions.append(("twiml", sid, twiml))
+        await self._maybe_stall()
+
+    async def _maybe_stall(self) -> None:
+        if self.stalled:
+            await trio.sleep_forever()
 
     async def fetch(self, sid: str) -> FakeCallInfo:
         self.actions.append(("fetch", sid))

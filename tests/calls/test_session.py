@@ -15,7 +15,12 @@ import trio
 import trio.testing
 
 from callbridge.audio import tone_power_db
-from callbridge.calls.session import UNCERTAIN_CREATE_WAIT_S, CallDeps, CallSession
+from callbridge.calls.session import (
+    CLEANUP_TIMEOUT_S,
+    UNCERTAIN_CREATE_WAIT_S,
+    CallDeps,
+    CallSession,
+)
 from callbridge.calls.supervisor import CallSupervisor, OperatorPool
 from callbridge.config import Config, load_config
 from callbridge.roles import Direction, Role
@@ -310,6 +315,24 @@ class TestGreeting:
             assert trio.current_time() - start <= 2.5
             assert ("cancel", sid) in h.control.actions
             assert sorted(h.pool.idle) == sorted(h.config.operators.numbers)
+
+
+class TestCleanup:
+    async def test_a_twilio_that_never_answers_cannot_keep_the_calls_resources(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            h.control.stalled = True
+            await operator.stop()
+            start = trio.current_time()
+            assert await h.ended(session) == "operator_hangup"
+            assert trio.current_time() - start == pytest.approx(CLEANUP_TIMEOUT_S, abs=0.5)
+            assert ("hangup", CALLER_SID) in h.control.actions  # tried, timed out
+            # Sockets closed, the operator's number free again, the hub told: all the same.
+            assert session.record.status == "ended"
+            assert h.sink.records[-1]["status"] == "ended"
+            h.assert_nothing_left(caller, operator)
 
 
 class TestUncertainCreate:

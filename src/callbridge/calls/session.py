@@ -402,6 +402,20 @@ class CallSession:
         record.status = "ended"
         record.ended_at = time.time()
         record.end_reason = reason
+        try:
+            await self._end_legs_at_twilio(reason)
+        finally:
+            # Also when the REST steps ran out of time (cancelled by the cleanup timeout): the
+            # sockets, the operator's number and the hub must not wait on Twilio.
+            for leg in self._legs.values():
+                leg.close()
+            self._status_recv.close()
+            if self._operator_number is not None:
+                self._deps.operators.release(self._operator_number)
+            self._deps.transcripts.call_updated(record)
+
+    async def _end_legs_at_twilio(self, reason: str) -> None:
+        record = self.record
         control = self._deps.control
         config = self._deps.config
         if reason != "caller_hangup":
@@ -417,12 +431,9 @@ class CallSession:
         if sid is not None and sid not in self._operator_final and reason != "operator_hangup":
             action = control.hangup(sid) if self._answered.is_set() else control.cancel(sid)
             await self._quietly(action, "end_operator_leg")
-        for leg in self._legs.values():
-            leg.close()
-        self._status_recv.close()
-        if self._operator_number is not None:
-            self._deps.operators.release(self._operator_number)
-        self._deps.transcripts.call_updated(record)
+        # Calls an uncertain create placed that we learnt of too late, still ringing.
+        for orphan in self._dialed - {sid} - self._operator_final.keys():
+            await self._quietly(control.cancel(orphan), "cancel_orphan")
 
     async def _quietly(self, action: Any, what: str) -> None:
         """REST during cleanup: failures are logged, never stop the rest of the cleanup."""
