@@ -124,8 +124,13 @@ def test_a_long_backlog_asks_for_a_clear_not_a_trim() -> None:
     now = run_probes(probe, delay_s=1.2, probes=3, start=now)
     assert probe.clear_pending
     assert not probe.trim_pending
+    in_flight = None
+    while in_flight is None:  # a probe sent before the clear, not yet echoed
+        now += 0.02
+        in_flight = probe.after_frame(now)
     probe.cleared()
     assert not probe.clear_pending
     assert probe.clears == 1
     probe.on_echo("p:6", now)  # an echo forced out by the clear: forgotten, not measured
+    probe.on_echo(in_flight, now + 0.001)
     assert probe.last_delay_s == pytest.approx(1.2)

@@ -157,6 +157,7 @@ class TestHappyPath:
             assert tone_power_db(caller_heard, 800) > tone_power_db(caller_heard, 500) + 30
             # Both translators got the speakers' audio at 24 kHz.
             assert h.links.opened[Direction.CALLER_TO_OPERATOR].fed_samples >= 24000 * 1.9
+            assert h.links.opened[Direction.OPERATOR_TO_CALLER].fed_samples >= 24000 * 1.9
             # Marks tell when each translation finished playing, and reach the transcript.
             assert [m for m in operator.marks if m.startswith("u:")] == ["u:u1"]
             assert [m for m in caller.marks if m.startswith("u:")] == ["u:u2"]
@@ -175,6 +176,7 @@ class TestHappyPath:
             elapsed = trio.current_time() - start
             frames = len(operator.heard) - before
             assert abs(frames - elapsed / 0.02) <= 2
+            assert float(np.max(np.diff(operator.heard_at[before:]))) <= 0.021  # no gap, no burst
             await operator.stop()
             assert await h.ended(session) == "operator_hangup"
             assert ("hangup", CALLER_SID) in h.control.actions
@@ -256,6 +258,8 @@ class TestPlayout:
             since_operator = caller.heard_at[first] - operator.streaming_since
             frames = since_operator / 0.02
             assert abs(frames - round(frames)) < 0.01  # at one of the operator's frame times
+            # ...and the first of them after the bridge, not one a frame later.
+            assert caller.heard_at[first] == pytest.approx(0.507, abs=0.001)
             await caller.stop()
             assert await h.ended(session) == "caller_hangup"
 

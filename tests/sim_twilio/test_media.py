@@ -61,6 +61,8 @@ async def test_ticks_the_simulator_itself_was_late_for_do_not_count_as_underruns
     assert stream["underrun_frames_while_late"] >= 4  # the stall's catch-up ticks, set apart
     assert len(stream["underrun_runs"]) >= 2  # the run before the stall ended at the stall
     assert stream["underrun_frames"] >= 5  # on-time empty ticks still count
+    # Each empty tick is counted once, in one place: at most one per 20 ms after the 100 ms.
+    assert stream["underrun_frames"] + stream["underrun_frames_while_late"] <= (0.8 - 0.1) / 0.02
 
 
 async def test_play_loops_until_redirected_by_rest() -> None:

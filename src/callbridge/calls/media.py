@@ -112,7 +112,6 @@ class CallMedia:
         self._fed_dropped = dict.fromkeys(Direction, 0)
         self._dropped_out = dict.fromkeys(Role, 0)
         self._clocks = {role: OutputClock() for role in Role}
-        self._first_speech_at: dict[str, float] = {}
         self._translator_warnings: dict[str, int] = {}
         self._hold = hold
         target_s = media.playout_target_ms / 1000
@@ -262,8 +261,6 @@ class CallMedia:
         if chunk.last_chunk:
             pcm8 = np.concatenate((pcm8, down.flush()))
         uid = chunk.transcription_id
-        if uid not in self._first_speech_at:
-            self._first_speech_at[uid] = chunk.received_at
         dropped = self._mixers[listener].push_translation(uid, pcm8, chunk.last_chunk)
         if dropped:
             log.warning("translation_overflow", direction=str(direction), dropped=list(dropped))
@@ -415,7 +412,7 @@ def _carries_translation(frame: MixedFrame) -> bool:
 
 
 def _is_quiet(frame: MixedFrame) -> bool:
-    """Nothing worth hearing: a low original (about -30 dBFS peak), and no translation."""
+    """A low level (about -30 dBFS peak); asked only of frames without translated speech."""
     return int(np.abs(frame.pcm).max()) < QUIET_PEAK
 
 
