@@ -636,7 +636,8 @@ def find_in_recording(
     ``after - 1 s`` .. ``after + LAST_TRANSLATION_WAIT_S`` so a repeated phrase cannot match an
     earlier turn. ``wrong`` (the speaker's own recording) gets the same search as a control.
     """
-    score, lag = _best_match(template, _window(heard, heard_start, after))
+    score, lag = _match_in_pieces(template, _window(heard, heard_start, after))
+    # Whole, for the control: a wrong side that heard the translation matches whole too.
     wrong_score, _ = _best_match(template, _window(wrong, wrong_start, after))
     onset = None
     if lag is not None:
@@ -649,6 +650,39 @@ def _window(signal_: Signal, start: float, after: float) -> Signal:
     lo = max(0, int((after - 1.0 - start) * TWILIO_RATE))
     hi = max(lo, int((after + LAST_TRANSLATION_WAIT_S - start) * TWILIO_RATE))
     return signal_[lo:hi]
+
+
+MATCH_PIECES = 8  # a translation is looked for in this many pieces
+
+
+def _match_in_pieces(template: Signal, x: Signal) -> tuple[float, int | None]:
+    """How well ``template`` is found in ``x``: the mean of its pieces' best matches (pieces
+    too quiet to match are left out), and where its first piece was found.
+
+    Matched whole, one 20 ms playout gap in the middle of a translation (a busy machine's
+    scheduling hiccup) shifts half of it and halves the score, though the listener heard every
+    word. In pieces, it costs only the piece it falls in."""
+    size = len(template) // MATCH_PIECES
+    loudest = max(
+        (
+            float(template[i : i + size] @ template[i : i + size])
+            for i in range(0, len(template) - size + 1, size)
+        ),
+        default=0.0,
+    )
+    scores: list[float] = []
+    first_lag: int | None = None
+    for k in range(MATCH_PIECES):
+        piece = template[k * size : (k + 1) * size]
+        if size == 0 or float(piece @ piece) < 1e-2 * loudest:
+            continue
+        score, lag = _best_match(piece, x)
+        scores.append(score)
+        if first_lag is None and lag is not None:
+            first_lag = lag - k * size
+    if not scores:
+        return _best_match(template, x)
+    return float(np.mean(scores)), first_lag
 
 
 def _best_match(template: Signal, x: Signal) -> tuple[float, int | None]:

@@ -48,6 +48,22 @@ def _ncc_peak(template: Signal, x: Signal) -> tuple[float, int]:
     return float(scores[lag]), lag
 
 
+def _ncc_in_pieces(template: Signal, x: Signal, pieces: int = 8) -> tuple[float, int]:
+    """Mean of the pieces' peaks (quiet pieces left out), and the lag of the first piece. A
+    20 ms playout gap on a busy machine shifts what follows it: matched whole, a gap mid-phrase
+    halves the score though every word was heard; in pieces it costs one piece."""
+    size = len(template) // pieces
+    bounds = [(k * size, (k + 1) * size) for k in range(pieces)]
+    loudest = max(float(template[a:b] @ template[a:b]) for a, b in bounds)
+    found = [
+        (*_ncc_peak(template[a:b], x), a)
+        for a, b in bounds
+        if float(template[a:b] @ template[a:b]) >= 1e-2 * loudest
+    ]
+    score = float(np.mean([f[0] for f in found]))
+    return score, found[0][1] - found[0][2]
+
+
 def _wav(path: Path) -> Signal:
     assert path.is_file(), f"missing {path}"
     return read_wav_mono(path, 8000).astype(np.float64)
@@ -81,7 +97,7 @@ def test_demo_plays_the_script_and_each_side_hears_the_other_translated(tmp_path
         speaker = turn["speaker"]
         listener = "operator" if speaker == "caller" else "caller"
         translated = _wav(DEFAULT_SCRIPT.parent / turn["translated_audio"])
-        right, lag = _ncc_peak(translated, heard[listener])
+        right, lag = _ncc_in_pieces(translated, heard[listener])
         wrong, _ = _ncc_peak(translated, heard[speaker])
         assert right > RIGHT_MIN, f"turn {k}: the {listener} did not hear it ({right:.2f})"
         assert wrong < WRONG_MAX, (
