@@ -20,8 +20,10 @@ from collections.abc import Callable
 import numpy as np
 import samplerate
 
-from callbridge import audio, media_stream
+from callbridge import audio
 from callbridge.calls.mixer import ListenerMixer
+from callbridge.sim import analysis
+from callbridge.telephony import media_stream
 
 _FRAMES_PER_S = 50
 
@@ -42,7 +44,7 @@ def _row(name: str, ours: float, baseline: float | None, baseline_name: str) -> 
 
 def _quality() -> None:
     """What the resampler baseline costs in quality: frame-edge error vs a one-shot conversion."""
-    x = audio.sine(1000, 2.0, audio.TWILIO_RATE, 0.5)
+    x = analysis.sine(1000, 2.0, audio.TWILIO_RATE, 0.5)
     reference = samplerate.resample(x.astype(np.float32), 3.0, "sinc_fastest")
     up = audio.upsampler_8k_to_24k()
     ours = np.concatenate(
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     number, repeat = (300, 3) if args.quick else (2000, 7)
 
-    pcm8 = audio.sine(1000, 0.02, audio.TWILIO_RATE, 0.5)
-    pcm24 = audio.sine(1000, 0.02, audio.PALABRA_RATE, 0.5)
+    pcm8 = analysis.sine(1000, 0.02, audio.TWILIO_RATE, 0.5)
+    pcm24 = analysis.sine(1000, 0.02, audio.PALABRA_RATE, 0.5)
     payload = audio.ulaw_encode(pcm8)
     decode_table = audio.ulaw_decode(bytes(range(256))).tolist()
     encode_table = list(audio.ulaw_encode(np.arange(-32768, 32768, dtype=np.int16)))
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return audio.to_int16(samplerate.resample(pcm24.astype(np.float32), 1 / 3, "sinc_fastest"))
 
     mixer = ListenerMixer("voice", 0.0, -6.0, -18.0, queue_limit_s=20.0)
-    long_tr = audio.sine(1300, 10.0, audio.TWILIO_RATE, 0.5)
+    long_tr = analysis.sine(1300, 10.0, audio.TWILIO_RATE, 0.5)
 
     def mix_frame() -> object:
         # Keep both inputs fed so every frame mixes original + translation.

@@ -6,8 +6,8 @@ from quart_trio import QuartTrio
 
 from callbridge import __version__
 from callbridge.services import Services
+from callbridge.telephony.webhooks import create_webhooks_blueprint
 from callbridge.web.routes import create_web_blueprint
-from callbridge.webhooks import create_webhooks_blueprint
 
 __all__ = ["create_app"]
 

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # unrecognised; only `demo` takes them, every other command still rejects them.
     args, extra = parser.parse_known_args(argv)
     if args.command == "demo":
-        from callbridge.demo import main as demo_main
+        from callbridge.sim.demo import main as demo_main
 
         demo_argv = [*extra, *args.args]
         return demo_main(demo_argv, log_format=args.log_format, log_level=args.log_level)

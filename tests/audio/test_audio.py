@@ -14,20 +14,18 @@ from callbridge import audio
 from callbridge.audio import (
     PcmFifo,
     Resampler,
-    band_energy_db,
     db_to_gain,
-    dominant_frequency,
     downsampler_24k_to_8k,
+    g711,
     hold_chime,
     read_wav_mono,
-    sine,
     to_int16,
-    tone_power_db,
     ulaw_decode,
     ulaw_encode,
     upsampler_8k_to_24k,
     write_wav,
 )
+from callbridge.sim.analysis import band_energy_db, dominant_frequency, sine, tone_power_db
 
 # --- An independent G.711 reference: a loop-by-loop transcription of the ITU-T G.191 STL
 # g711.c (ulaw_compress / ulaw_expand), deliberately sharing no code with the numpy tables.
@@ -90,7 +88,7 @@ class TestUlaw:
 
     def test_tables_are_read_only(self) -> None:
         with pytest.raises(ValueError, match="read-only"):
-            audio._ULAW_DECODE[0] = 1
+            g711._ULAW_DECODE[0] = 1
 
 
 def test_constants() -> None:

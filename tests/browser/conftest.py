@@ -20,7 +20,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from callbridge.calls.record import CallRecord
+from callbridge.records import CallRecord
 from callbridge.transcripts import TranscriptEvent, TranscriptHub, open_transcript_hub
 from callbridge.web import create_web_blueprint
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from callbridge.calls.record import CallRecord
+from callbridge.records import CallRecord
 from callbridge.roles import Direction
 
 from ..transcripts.helpers import TOKEN, event

@@ -15,12 +15,13 @@ import orjson
 import trio
 from numpy.typing import NDArray
 
-from callbridge.audio import sine, ulaw_decode, ulaw_encode
+from callbridge.audio import ulaw_decode, ulaw_encode
 from callbridge.calls.legs import MediaLeg
-from callbridge.calls.record import CallRecord
 from callbridge.errors import PalabraUnavailable, TwilioError
 from callbridge.palabra.events import SpeechChunk, Transcript
+from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
+from callbridge.sim.analysis import sine
 
 
 @attrs.frozen

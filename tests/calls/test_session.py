@@ -14,7 +14,6 @@ import pytest
 import trio
 import trio.testing
 
-from callbridge.audio import tone_power_db
 from callbridge.calls.session import (
     CLEANUP_TIMEOUT_S,
     UNCERTAIN_CREATE_WAIT_S,
@@ -24,6 +23,7 @@ from callbridge.calls.session import (
 from callbridge.calls.supervisor import CallSupervisor, OperatorPool
 from callbridge.config import Config, load_config
 from callbridge.roles import Direction, Role
+from callbridge.sim.analysis import tone_power_db
 from callbridge.telephony.status import StatusUpdate
 from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq
 

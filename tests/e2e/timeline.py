@@ -10,7 +10,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from callbridge.audio import tone_power_db, ulaw_decode
+from callbridge.audio import ulaw_decode
+from callbridge.sim.analysis import tone_power_db
 
 FRAME = 160
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import trio
 
-from callbridge.calls.record import CallRecord
 from callbridge.config import Config, ServerConfig
+from callbridge.records import CallRecord
 from callbridge.roles import Direction
 from callbridge.transcripts import TranscriptEvent, open_transcript_hub
 

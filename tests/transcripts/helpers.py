@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from callbridge.calls.record import CallRecord
 from callbridge.config import Config, Secret, ServerConfig, TranscriptsConfig
+from callbridge.records import CallRecord
 from callbridge.roles import Direction
 from callbridge.transcripts import TranscriptEvent
 

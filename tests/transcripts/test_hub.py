@@ -10,7 +10,7 @@ import orjson
 import trio
 from structlog.testing import capture_logs
 
-from callbridge.calls.record import CallRecord
+from callbridge.records import CallRecord
 from callbridge.transcripts import TranscriptEvent, TranscriptHub, open_transcript_hub
 from callbridge.transcripts.hub import Feed
 

@@ -46,7 +46,9 @@ from callbridge.calls.ports import TranslatorLink
 from callbridge.config import Config
 from callbridge.errors import CallEnded, ConfigError, PalabraUnavailable
 from callbridge.log import get_logger
-from callbridge.media_stream import (
+from callbridge.palabra.events import ServerError, ServerWarning, SpeechChunk, Transcript
+from callbridge.roles import Direction, Role
+from callbridge.telephony.media_stream import (
     Dtmf,
     Invalid,
     Mark,
@@ -59,8 +61,6 @@ from callbridge.media_stream import (
     media_message,
     parse,
 )
-from callbridge.palabra.events import ServerError, ServerWarning, SpeechChunk, Transcript
-from callbridge.roles import Direction, Role
 from callbridge.transcripts.events import TranscriptEvent
 
 __all__ = ["CallMedia", "load_hold_audio"]

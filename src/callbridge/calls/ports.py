@@ -14,7 +14,7 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from callbridge.calls.record import CallRecord
+from callbridge.records import CallRecord
 from callbridge.roles import Direction
 
 __all__ = ["CallControl", "LinkOpener", "OperatorSource", "TranscriptSink", "TranslatorLink"]

@@ -32,10 +32,10 @@ from callbridge.audio import Pcm, hold_chime
 from callbridge.calls.legs import MediaLeg
 from callbridge.calls.media import CallMedia
 from callbridge.calls.ports import CallControl, LinkOpener, OperatorSource, TranscriptSink
-from callbridge.calls.record import CallRecord
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError
 from callbridge.log import get_logger
+from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.telephony.status import TERMINAL_STATUSES, StatusUpdate
 from callbridge.telephony.twiml import (

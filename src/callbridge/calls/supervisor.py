@@ -16,9 +16,9 @@ from collections import OrderedDict
 import attrs
 import trio
 
-from callbridge.calls.record import CallRecord, new_call_id
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.log import get_logger
+from callbridge.records import CallRecord, new_call_id
 from callbridge.roles import Role
 from callbridge.telephony.status import StatusUpdate
 

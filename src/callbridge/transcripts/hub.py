@@ -25,9 +25,9 @@ import attrs
 import orjson
 import trio
 
-from callbridge.calls.record import CallRecord
 from callbridge.config import Config, TranscriptsConfig
 from callbridge.log import get_logger
+from callbridge.records import CallRecord
 from callbridge.transcripts.broadcaster import (
     ALL_CALLS,
     Broadcaster,

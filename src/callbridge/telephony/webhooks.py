@@ -35,7 +35,7 @@ from callbridge.telephony.twiml import (
 
 __all__ = ["create_webhooks_blueprint"]
 
-log = get_logger("callbridge.webhooks")
+log = get_logger("callbridge.telephony.webhooks")
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 

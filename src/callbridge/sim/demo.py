@@ -35,8 +35,9 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from callbridge.audio import TWILIO_RATE, read_wav_mono, tone_power_db
+from callbridge.audio import TWILIO_RATE, read_wav_mono
 from callbridge.log import configure_logging
+from callbridge.sim.analysis import tone_power_db
 from callbridge.sim.palabra.script import DEFAULT_SCRIPT
 from callbridge.sim.palabra.tones import TONE_HZ
 from callbridge.sim.stack import Stack, StackOptions

@@ -1,4 +1,4 @@
-"""callbridge.media_stream: golden Twilio messages in and out, and every class of bad input."""
+"""callbridge.telephony.media_stream: golden Twilio messages in and out, and every class of bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import orjson
 import pytest
 
-from callbridge.media_stream import (
+from callbridge.telephony.media_stream import (
     MAX_MESSAGE_CHARS,
     MAX_PAYLOAD_BYTES,
     Connected,

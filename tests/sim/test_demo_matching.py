@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callbridge.demo import find_in_recording
+from callbridge.sim.demo import find_in_recording
 
 RATE = 8000
 
