@@ -6,7 +6,7 @@ from quart_trio import QuartTrio
 
 from callbridge import __version__
 from callbridge.services import Services
-from callbridge.telephony.webhooks import create_webhooks_blueprint
+from callbridge.telephony.webhooks import TwilioWebhooks
 from callbridge.web.routes import create_web_blueprint
 
 __all__ = ["create_app"]
@@ -14,11 +14,10 @@ __all__ = ["create_app"]
 
 def create_app(services: Services) -> QuartTrio:
     app = QuartTrio("callbridge")
-    app.register_blueprint(
-        create_webhooks_blueprint(
-            services.config, services.supervisor, services.signatures, services.counters
-        )
+    webhooks = TwilioWebhooks(
+        services.config, services.supervisor, services.signatures, services.counters
     )
+    app.register_blueprint(webhooks.blueprint())
 
     app.register_blueprint(create_web_blueprint(services.transcripts, services.config))
 

@@ -30,8 +30,10 @@ from urllib.parse import urlsplit
 import attrs
 
 from callbridge.errors import ConfigError
+from callbridge.roles import Direction
 
 __all__ = [
+    "DIRECTION_MODES",
     "SECRET_ENV",
     "Config",
     "DirectionMode",
@@ -52,7 +54,10 @@ __all__ = [
     "read_env_file",
 ]
 
+# What the listener of a direction hears: the translation over the ducked original, the original
+# with the translation as text only, or the original alone (no translator opened).
 DirectionMode = Literal["voice", "captions", "passthrough"]
+DIRECTION_MODES: tuple[DirectionMode, ...] = get_args(DirectionMode)
 
 
 @attrs.frozen(repr=False)
@@ -223,12 +228,12 @@ class MediaConfig:
     caller_to_operator: str = _field(
         "voice",
         "what the operator hears of the caller",
-        choices=("voice", "captions", "passthrough"),
+        choices=DIRECTION_MODES,
     )
     operator_to_caller: str = _field(
         "voice",
         "what the caller hears of the operator",
-        choices=("voice", "captions", "passthrough"),
+        choices=DIRECTION_MODES,
     )
     translation_gain_db: float | None = _field(
         0.0, "translated speech level", range=(-60, 20), off=True
@@ -254,6 +259,11 @@ class MediaConfig:
         "audio allowed to wait in Twilio's playout buffer before a frame is dropped",
         range=(0, 1000),
     )
+
+    def mode(self, direction: Direction) -> DirectionMode:
+        """What the listener of ``direction`` hears (validated against ``DIRECTION_MODES``)."""
+        mode: DirectionMode = getattr(self, direction.value)
+        return mode
 
 
 @attrs.frozen

@@ -9,9 +9,16 @@
     - ``PalabraTaskRejected``: ``set_task`` answered with ``error`` (``code``, ``desc``).
     - ``PalabraUnavailable``: connect/readiness failed or the reconnect budget ran out.
   - ``CallEnded``: raised inside a call's nursery to end the call on purpose, with a reason.
+
+trio wraps what leaves a nursery in ``BaseExceptionGroup``; ``leaves`` and ``reraise_non_exceptions``
+are the one place that walks such a group (``except*`` where a handler fits better).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+
+from callbridge.records import EndReason
 
 __all__ = [
     "CallEnded",
@@ -23,6 +30,8 @@ __all__ = [
     "PalabraUnavailable",
     "SignatureError",
     "TwilioError",
+    "leaves",
+    "non_exceptions",
 ]
 
 
@@ -71,7 +80,27 @@ class PalabraUnavailable(PalabraError):
 class CallEnded(CallbridgeError):
     """Ends a call's nursery on purpose; ``reason`` is the call's end reason."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: EndReason, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def leaves(exc: BaseException | None) -> Iterator[BaseException]:
+    """Every exception in ``exc``, depth first, with groups opened (nothing for ``None``)."""
+    if exc is None:
+        return
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def non_exceptions(exc: BaseException) -> BaseException | None:
+    """The part of ``exc`` that is not an ``Exception`` (``trio.Cancelled``, ``KeyboardInterrupt``,
+    ``SystemExit``), which must always be re-raised; ``None`` when there is none."""
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(Exception)
+        return rest
+    return None if isinstance(exc, Exception) else exc

@@ -1,14 +1,58 @@
-"""``CallRecord``: what callbridge knows about one call, from webhook to end reason."""
+"""``CallRecord``: what callbridge knows about one call, from webhook to end reason.
+
+The record is shared vocabulary: calls write it, the transcript store and pages read it, so it
+lives here and neither package imports the other for it. ``EndReason`` is the one list of ways a
+call can end (``docs/operations.md`` explains each).
+"""
 
 from __future__ import annotations
 
+import enum
 import secrets
 import time
 from typing import Any, Literal
 
 import attrs
 
-__all__ = ["CallRecord", "CallStatus", "new_call_id"]
+from callbridge.roles import Role
+
+__all__ = ["CallRecord", "CallStatus", "EndReason", "new_call_id"]
+
+
+class EndReason(enum.StrEnum):
+    """Why a call ended: its ``end_reason`` in the store, the API and the ``call_ended`` line."""
+
+    COMPLETED = "completed"
+    CALLER_HANGUP = "caller_hangup"
+    OPERATOR_HANGUP = "operator_hangup"
+    NO_OPERATOR = "no_operator"
+    TRANSLATION_FAILED = "translation_failed"
+    MEDIA_TIMEOUT = "media_timeout"
+    LEG_TIMEOUT = "leg_timeout"
+    CALLER_STREAM_TIMEOUT = "caller_stream_timeout"
+    SHUTDOWN = "shutdown"
+    INTERNAL_ERROR = "internal_error"
+
+    @classmethod
+    def hangup(cls, role: Role) -> EndReason:
+        """``role`` hung up."""
+        return cls.CALLER_HANGUP if role is Role.CALLER else cls.OPERATOR_HANGUP
+
+    @property
+    def apologises(self) -> bool:
+        """The caller is still on the line and hears the apology rather than a bare hang-up."""
+        return self in _APOLOGY_REASONS
+
+
+_APOLOGY_REASONS = frozenset(
+    {
+        EndReason.NO_OPERATOR,
+        EndReason.TRANSLATION_FAILED,
+        EndReason.INTERNAL_ERROR,
+        EndReason.MEDIA_TIMEOUT,
+        EndReason.LEG_TIMEOUT,
+    }
+)
 
 # In the order a call moves through them: ringing (admitted, operator not yet bridged),
 # connected (bridged), ended.
@@ -38,7 +82,7 @@ class CallRecord:
     received_at: float = attrs.field(factory=time.time)
     answered_at: float | None = None
     ended_at: float | None = None
-    end_reason: str | None = None
+    end_reason: EndReason | None = None
 
     def snapshot(self) -> dict[str, Any]:
         return attrs.asdict(self)

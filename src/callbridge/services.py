@@ -10,10 +10,11 @@ import attrs
 import httpx
 import trio
 
-from callbridge.calls.media import load_hold_audio
+from callbridge.audio import load_hold_audio
+from callbridge.calls.operators import OperatorPool
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
-from callbridge.calls.supervisor import CallSupervisor, OperatorPool
+from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.roles import Direction
 from callbridge.telephony.rest import TwilioRest
@@ -49,7 +50,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     client), then the transcript hub flushes to disk, then the HTTP client closes.
 
     Error handling: a hold file that cannot be used raises ``ConfigError`` before anything starts."""
-    hold_audio = load_hold_audio(config)
+    hold_audio = load_hold_audio(config.media.hold_audio)
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
         open_transcript_hub(config) as hub,

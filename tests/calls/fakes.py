@@ -16,12 +16,12 @@ import trio
 from numpy.typing import NDArray
 
 from callbridge.audio import ulaw_decode, ulaw_encode
-from callbridge.calls.legs import MediaLeg
 from callbridge.errors import PalabraUnavailable, TwilioError
 from callbridge.palabra.events import SpeechChunk, Transcript
 from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import sine
+from callbridge.telephony.legs import MediaLeg
 
 
 @attrs.frozen
@@ -99,7 +99,7 @@ class FakeLink:
     def speak(self, utterance_id: str, freq_hz: float, seconds: float, language: str) -> None:
         """Emit a translation: transcripts, then 200 ms chunks of a tone at 24 kHz."""
         now = trio.current_time()
-        self._send.send_nowait(Transcript("validated", utterance_id, "source text", "en", now))
+        self._send.send_nowait(Transcript("final", utterance_id, "source text", "en", now))
         self._send.send_nowait(
             Transcript("translation", utterance_id, "translated text", language, now)
         )

@@ -342,8 +342,8 @@ class TestModes:
 
     def test_from_config_uses_the_direction_mode(self) -> None:
         media = MediaConfig(caller_to_operator="captions", operator_to_caller="voice")
-        to_operator = ListenerMixer.from_config(media, Direction.CALLER_TO_OPERATOR)
-        to_caller = ListenerMixer.from_config(media, Direction.OPERATOR_TO_CALLER)
+        to_operator = ListenerMixer.from_config(media, media.mode(Direction.CALLER_TO_OPERATOR))
+        to_caller = ListenerMixer.from_config(media, media.mode(Direction.OPERATOR_TO_CALLER))
         assert (to_operator.mode, to_caller.mode) == ("captions", "voice")
         assert to_caller.original_duck_gain_db == media.original_duck_gain_db
         assert to_caller.queue_limit_s == media.translation_queue_s

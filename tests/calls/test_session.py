@@ -14,13 +14,10 @@ import pytest
 import trio
 import trio.testing
 
-from callbridge.calls.session import (
-    CLEANUP_TIMEOUT_S,
-    UNCERTAIN_CREATE_WAIT_S,
-    CallDeps,
-    CallSession,
-)
-from callbridge.calls.supervisor import CallSupervisor, OperatorPool
+from callbridge.calls.operators import OperatorPool
+from callbridge.calls.dialer import UNCERTAIN_CREATE_WAIT_S
+from callbridge.calls.session import CLEANUP_TIMEOUT_S, CallDeps, CallSession
+from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import tone_power_db
@@ -598,13 +595,13 @@ class TestSupervisor:
 
 class TestHoldAudio:
     def test_bad_hold_file_is_a_config_error_at_start(self, tmp_path: Any) -> None:
-        from callbridge.calls.media import load_hold_audio
+        from callbridge.audio import load_hold_audio
         from callbridge.errors import ConfigError
 
         bad = tmp_path / "hold.wav"
         bad.write_bytes(b"not a wav")
         with pytest.raises(ConfigError, match=r"media\.hold_audio"):
-            load_hold_audio(make_config(CALLBRIDGE_MEDIA_HOLD_AUDIO=str(bad)))
+            load_hold_audio(str(bad))
         with pytest.raises(ConfigError, match=r"media\.hold_audio"):
-            load_hold_audio(make_config(CALLBRIDGE_MEDIA_HOLD_AUDIO=str(tmp_path / "missing.wav")))
-        assert len(load_hold_audio(make_config())) > 8000
+            load_hold_audio(str(tmp_path / "missing.wav"))
+        assert len(load_hold_audio("")) > 8000

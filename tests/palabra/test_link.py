@@ -174,7 +174,7 @@ class TestReadiness:
                 conn = fake.connections[0]
                 await conn.send_transcript("validated_transcription", "t1", "hello", "en")
                 event = await link.events.receive()
-        assert event == Transcript("validated", "t1", "hello", "en", event.received_at)
+        assert event == Transcript("final", "t1", "hello", "en", event.received_at)
 
 
 class TestEvents:
@@ -195,8 +195,8 @@ class TestEvents:
         kinds = [(e.kind, e.text, e.language) for e in events[:4] if isinstance(e, Transcript)]
         assert kinds == [
             ("partial", "hel", "en"),
-            ("validated", "hello", "en"),
-            ("partial_translation", "ho", "es"),
+            ("final", "hello", "en"),
+            ("translation_partial", "ho", "es"),
             ("translation", "hola", "es"),
         ]
         chunks = [e for e in events if isinstance(e, SpeechChunk)]

@@ -142,8 +142,8 @@ class TestParse:
         ("message_type", "kind"),
         [
             ("partial_transcription", "partial"),
-            ("validated_transcription", "validated"),
-            ("partial_translated_transcription", "partial_translation"),
+            ("validated_transcription", "final"),
+            ("partial_translated_transcription", "translation_partial"),
             ("translated_transcription", "translation"),
         ],
     )

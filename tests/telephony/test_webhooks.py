@@ -14,8 +14,9 @@ from quart_trio import QuartTrio
 from twilio.request_validator import RequestValidator
 
 from callbridge.app import create_app
+from callbridge.calls.operators import OperatorPool
 from callbridge.calls.session import CallDeps
-from callbridge.calls.supervisor import CallSupervisor, OperatorPool
+from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.services import Services
 from callbridge.telephony.signature import SignatureChecker

@@ -11,6 +11,7 @@ Nothing here does I/O except :func:`read_wav_mono` and :func:`write_wav`. The mo
 from callbridge.audio.fifo import PcmFifo
 from callbridge.audio.frames import (
     FRAME_MS,
+    FRAME_S,
     INT16_MAX,
     PALABRA_FRAME_BYTES,
     PALABRA_FRAME_SAMPLES,
@@ -23,10 +24,11 @@ from callbridge.audio.frames import (
 from callbridge.audio.g711 import ulaw_decode, ulaw_encode
 from callbridge.audio.levels import db_to_gain, samples_to_ms, to_int16
 from callbridge.audio.resample import Resampler, downsampler_24k_to_8k, upsampler_8k_to_24k
-from callbridge.audio.sources import hold_chime, read_wav_mono, write_wav
+from callbridge.audio.sources import hold_chime, load_hold_audio, read_wav_mono, write_wav
 
 __all__ = [
     "FRAME_MS",
+    "FRAME_S",
     "INT16_MAX",
     "PALABRA_FRAME_BYTES",
     "PALABRA_FRAME_SAMPLES",
@@ -40,6 +42,7 @@ __all__ = [
     "db_to_gain",
     "downsampler_24k_to_8k",
     "hold_chime",
+    "load_hold_audio",
     "read_wav_mono",
     "samples_to_ms",
     "to_int16",

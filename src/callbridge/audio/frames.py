@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "FRAME_MS",
+    "FRAME_S",
     "INT16_MAX",
     "PALABRA_FRAME_BYTES",
     "PALABRA_FRAME_SAMPLES",
@@ -29,6 +30,7 @@ Pcm: TypeAlias = NDArray[np.int16]
 TWILIO_RATE: Final = 8000  # Hz, mu-law on both Twilio legs
 PALABRA_RATE: Final = 24000  # Hz, PCM s16le to and from Palabra
 FRAME_MS: Final = 20  # ms per media frame (Twilio's inbound packetisation)
+FRAME_S: Final = FRAME_MS / 1000  # the same in seconds, for trio deadlines
 TWILIO_FRAME_SAMPLES: Final = TWILIO_RATE * FRAME_MS // 1000  # 160 samples per 20 ms at 8 kHz
 TWILIO_FRAME_BYTES: Final = TWILIO_FRAME_SAMPLES  # mu-law: one byte per sample
 PALABRA_FRAME_SAMPLES: Final = PALABRA_RATE * FRAME_MS // 1000  # 480 samples per 20 ms at 24 kHz

@@ -9,11 +9,12 @@ from typing import Final
 
 import numpy as np
 
-from callbridge.audio.frames import INT16_MAX, TWILIO_RATE, Pcm
+from callbridge.audio.frames import INT16_MAX, TWILIO_FRAME_SAMPLES, TWILIO_RATE, Pcm
 from callbridge.audio.levels import to_int16
 from callbridge.audio.resample import Resampler
+from callbridge.errors import ConfigError
 
-__all__ = ["hold_chime", "read_wav_mono", "write_wav"]
+__all__ = ["hold_chime", "load_hold_audio", "read_wav_mono", "write_wav"]
 
 
 # Bell partials (ratio to the strike note, relative level, decay time constant in s). Inharmonic
@@ -85,3 +86,22 @@ def write_wav(path: str | Path, pcm: Pcm, rate: int = TWILIO_RATE) -> None:
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(pcm.astype("<i2").tobytes())
+
+
+def load_hold_audio(path: str) -> Pcm:
+    """The hold loop: the WAV at ``path`` (``media.hold_audio``), or the built-in chime for "".
+
+    Error handling: a file that cannot be used raises ``ConfigError`` naming the setting, so a
+    broken setting stops the daemon at start instead of failing every call.
+    """
+    if not path:
+        return hold_chime()
+    try:
+        pcm = read_wav_mono(path)
+    except (OSError, ValueError, EOFError) as exc:
+        msg = f"media.hold_audio: cannot use {path!r}: {exc}"
+        raise ConfigError([msg]) from exc
+    if len(pcm) < TWILIO_FRAME_SAMPLES:
+        msg = f"media.hold_audio: {path!r} is shorter than one 20 ms frame"
+        raise ConfigError([msg])
+    return pcm

@@ -24,19 +24,16 @@ sample of the frame is at the new gain and later frames are flat. Mixing is in f
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final
 
 import attrs
 import numpy as np
 
 from callbridge.audio import TWILIO_FRAME_SAMPLES, TWILIO_RATE, Pcm, PcmFifo, db_to_gain
-from callbridge.config import MediaConfig
-from callbridge.roles import Direction
+from callbridge.config import DIRECTION_MODES, DirectionMode, MediaConfig
 
-__all__ = ["MIX_MODES", "ListenerMixer", "MixMode", "MixedFrame"]
+__all__ = ["ListenerMixer", "MixedFrame"]
 
-MixMode: TypeAlias = Literal["voice", "captions", "passthrough"]
-MIX_MODES: Final[tuple[MixMode, ...]] = ("voice", "captions", "passthrough")
 
 _FRAME: Final = TWILIO_FRAME_SAMPLES  # 160 samples = 20 ms at 8 kHz
 _SAMPLES_PER_MS: Final = TWILIO_RATE // 1000
@@ -70,8 +67,8 @@ class _Utterance:
 
 
 def _check_mode(_inst: object, _attr: object, value: str) -> None:
-    if value not in MIX_MODES:
-        msg = f"mix mode must be one of {MIX_MODES}, got {value!r}"
+    if value not in DIRECTION_MODES:
+        msg = f"mix mode must be one of {DIRECTION_MODES}, got {value!r}"
         raise ValueError(msg)
 
 
@@ -109,7 +106,7 @@ class ListenerMixer:
     and counted, and the original always plays at ``original_gain_db``.
     """
 
-    mode: MixMode = attrs.field(validator=_check_mode)
+    mode: DirectionMode = attrs.field(validator=_check_mode)
     translation_gain_db: float | None
     original_gain_db: float | None
     original_duck_gain_db: float | None
@@ -155,9 +152,8 @@ class ListenerMixer:
         self._ramp = np.arange(1, _FRAME + 1, dtype=np.float64) / _FRAME
 
     @classmethod
-    def from_config(cls, media: MediaConfig, direction: Direction) -> ListenerMixer:
-        """The mixer for the listener of ``direction``, with that direction's mode."""
-        mode: MixMode = getattr(media, direction.value)
+    def from_config(cls, media: MediaConfig, mode: DirectionMode) -> ListenerMixer:
+        """A listener's mixer for a direction in ``mode``, with the ``[media]`` gains."""
         return cls(
             mode=mode,
             translation_gain_db=media.translation_gain_db,

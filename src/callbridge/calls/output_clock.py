@@ -30,9 +30,10 @@ from typing import Final
 
 import attrs
 
-__all__ = ["FRAME_S", "GRACE_S", "MAX_GRACE_S", "RESYNC_S", "OutputClock"]
+from callbridge.audio import FRAME_S
 
-FRAME_S: Final = 0.020  # one Twilio frame
+__all__ = ["GRACE_S", "MAX_GRACE_S", "RESYNC_S", "OutputClock"]
+
 # How late a frame may wait for its original, at first. Waiting costs nothing while the speaker's
 # frames come; silence sent for a frame that was only late costs 20 ms on everything after it
 # until the probes trim it. Busy machines delay frames by 10-15 ms now and then.

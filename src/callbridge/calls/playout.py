@@ -33,10 +33,11 @@ from typing import Final
 
 import attrs
 
+from callbridge.audio import FRAME_S
+
 __all__ = ["PROBE_PREFIX", "PlayoutProbe"]
 
 PROBE_PREFIX: Final = "p:"
-FRAME_S: Final = 0.020
 PROBE_EVERY: Final = 25  # frames between probes: two marks a second
 WINDOW: Final = 3  # probes a decision is based on (1.5 s)
 MAX_WAIT_S: Final = 1.0  # how long a trim may wait for a quiet frame

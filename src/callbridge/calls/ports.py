@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
-import numpy as np
 import trio
-from numpy.typing import NDArray
 
+from callbridge.audio import Pcm
+from callbridge.palabra.events import PalabraEvent
 from callbridge.records import CallRecord
 from callbridge.roles import Direction
+from callbridge.telephony.rest import CallInfo
+from callbridge.transcripts.events import TranscriptEvent
 
 __all__ = ["CallControl", "LinkOpener", "OperatorSource", "TranscriptSink", "TranslatorLink"]
 
@@ -32,7 +34,7 @@ class CallControl(Protocol):
         status_callback: str,
         status_events: Sequence[str] = ...,
         timeout_s: int,
-    ) -> Any: ...
+    ) -> CallInfo: ...
 
     async def hangup(self, sid: str) -> None: ...
 
@@ -40,15 +42,16 @@ class CallControl(Protocol):
 
     async def update_twiml(self, sid: str, twiml: str) -> None: ...
 
-    async def fetch(self, sid: str) -> Any: ...
+    async def fetch(self, sid: str) -> CallInfo: ...
 
 
 class TranslatorLink(Protocol):
     """One ready Palabra link for one direction (``callbridge.palabra.PalabraLink``)."""
 
-    events: trio.MemoryReceiveChannel[Any]
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[PalabraEvent]: ...
 
-    def feed(self, pcm24: NDArray[np.int16]) -> bool: ...
+    def feed(self, pcm24: Pcm) -> bool: ...
 
 
 LinkOpener = Callable[[Direction], AbstractAsyncContextManager[TranslatorLink]]
@@ -57,13 +60,13 @@ LinkOpener = Callable[[Direction], AbstractAsyncContextManager[TranslatorLink]]
 class TranscriptSink(Protocol):
     """Where a call's record and transcript go (``callbridge.transcripts.TranscriptHub``)."""
 
-    def publish(self, event: Any) -> None: ...
+    def publish(self, event: TranscriptEvent) -> None: ...
 
     def call_updated(self, record: CallRecord) -> None: ...
 
 
 class OperatorSource(Protocol):
-    """Which operator to ring next (``callbridge.calls.supervisor.OperatorPool``)."""
+    """Which operator to ring next (``callbridge.calls.operators.OperatorPool``)."""
 
     def acquire(self, exclude: set[str]) -> str | None: ...
 

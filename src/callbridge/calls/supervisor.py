@@ -10,7 +10,6 @@ of calls cannot overshoot ``server.max_calls`` while their media is still on the
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 
 import attrs
@@ -18,11 +17,11 @@ import trio
 
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.log import get_logger
-from callbridge.records import CallRecord, new_call_id
+from callbridge.records import CallRecord, EndReason, new_call_id
 from callbridge.roles import Role
 from callbridge.telephony.status import StatusUpdate
 
-__all__ = ["CallSupervisor", "EndedCall", "OperatorPool"]
+__all__ = ["CallSupervisor", "EndedCall"]
 
 log = get_logger("callbridge.supervisor")
 
@@ -47,32 +46,6 @@ class EndedCall:
 
     def stream_ended(self, role: Role) -> None:
         """The stream of an ended call: nothing left to end."""
-
-
-class OperatorPool:
-    """Round-robin over the configured operator numbers, skipping those already in a call."""
-
-    def __init__(self, numbers: list[str]) -> None:
-        self._numbers = list(numbers)
-        self._cursor = itertools.count()
-        self._busy: set[str] = set()
-
-    def acquire(self, exclude: set[str]) -> str | None:
-        start = next(self._cursor)
-        count = len(self._numbers)
-        for offset in range(count):
-            number = self._numbers[(start + offset) % count]
-            if number not in self._busy and number not in exclude:
-                self._busy.add(number)
-                return number
-        return None
-
-    def release(self, number: str) -> None:
-        self._busy.discard(number)
-
-    @property
-    def idle(self) -> list[str]:
-        return [n for n in self._numbers if n not in self._busy]
 
 
 class CallSupervisor:
@@ -165,4 +138,4 @@ class CallSupervisor:
     def cancel_all(self) -> None:
         """End every live call now (reason ``shutdown``); each still hangs up its legs."""
         for session in list(self._calls.values()):
-            session.cancel("shutdown")
+            session.cancel(EndReason.SHUTDOWN)

@@ -12,6 +12,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from callbridge.audio import PALABRA_RATE
+
 __all__ = [
     "PalabraEvent",
     "ServerError",
@@ -21,7 +23,10 @@ __all__ = [
     "TranscriptKind",
 ]
 
-TranscriptKind: TypeAlias = Literal["partial", "validated", "partial_translation", "translation"]
+# The one vocabulary of transcript text kinds (the store, the API and the pages use it too):
+# Palabra's partial_transcription, validated_transcription, partial_translated_transcription and
+# translated_transcription messages, in that order.
+TranscriptKind: TypeAlias = Literal["partial", "final", "translation_partial", "translation"]
 
 
 @attrs.frozen
@@ -51,7 +56,7 @@ class SpeechChunk:
 
     @property
     def duration_s(self) -> float:
-        return len(self.pcm) / 24_000
+        return len(self.pcm) / PALABRA_RATE
 
 
 @attrs.frozen

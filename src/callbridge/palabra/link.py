@@ -633,7 +633,7 @@ async def open_palabra_link(
 
     Speech output follows ``config.media.<direction>``: ``captions`` asks for text only
     (``output_stream: null``); ``passthrough`` directions need no link and are refused."""
-    mode = getattr(config.media, direction.value)
+    mode = config.media.mode(direction)
     if mode == "passthrough":
         msg = f"{direction.value} is passthrough: it needs no Palabra link"
         raise ValueError(msg)

@@ -9,19 +9,21 @@ Pure functions only (no clock, no sockets), so every wire shape is testable on i
   or a control value the link acts on). ``parse`` never raises on bad input: a frame it cannot
   decode becomes ``Malformed``.
 
-Sources: /work/shared/reference/palabra-protocol.md (opening box, §3, §4).
+Sources: Palabra's WebSocket API (https://docs.palabra.ai/api/translation-management-web-socket-api,
+https://docs.palabra.ai/docs/quick-start/websockets) and the palabra-ai Python SDK.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 import numpy as np
 import orjson
 
+from callbridge.audio import PALABRA_RATE
 from callbridge.config import Config, DirectionOverrides
 from callbridge.palabra.events import (
     PalabraEvent,
@@ -53,13 +55,13 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz (reference §5).
-SAMPLE_RATE = 24_000
+# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz.
+SAMPLE_RATE: Final = PALABRA_RATE
 
 _TRANSCRIPT_KINDS: dict[str, TranscriptKind] = {
     "partial_transcription": "partial",
-    "validated_transcription": "validated",
-    "partial_translated_transcription": "partial_translation",
+    "validated_transcription": "final",
+    "partial_translated_transcription": "translation_partial",
     "translated_transcription": "translation",
 }
 # The server's default list (reference §3.8); partial translations are opt-in.
@@ -101,7 +103,7 @@ class TaskSettings:
             source_language=source,
             detectable_languages=detectable if source == "auto" else (),
             target_language=target,
-            speech=getattr(config.media, direction.value) != "captions",
+            speech=config.media.mode(direction) != "captions",
             voice_id=_pick(over.voice_id, palabra.voice_id),
             silence_threshold_s=_pick(
                 over.segment_confirmation_silence_threshold,
@@ -317,7 +319,7 @@ def _dispatch(
 ) -> Incoming:
     kind = _TRANSCRIPT_KINDS.get(message_type)
     if kind is not None:
-        default_language = source if kind in ("partial", "validated") else target
+        default_language = source if kind in ("partial", "final") else target
         return _transcript(kind, data, received_at, default_language)
     if message_type == "output_audio_data":
         return _speech(data, received_at, target)

@@ -2,7 +2,7 @@
 
 twilio-python builds every request (form fields, repeated ``StatusCallbackEvent``, Basic auth,
 headers) and parses every answer; its stock async client is aiohttp-only and fails under trio, so
-``_TrioHttpClient`` plugs a shared ``httpx.AsyncClient`` in underneath (stack-notes.md §3.2 (b)).
+``_TrioHttpClient`` plugs a shared ``httpx.AsyncClient`` in underneath (twilio-python's ``AsyncHttpClient`` contract; its stock client is aiohttp, asyncio-only).
 That client also:
 
 - rewrites ``https://api.twilio.com`` to ``twilio.api_base_url`` (a simulator in tests). Rewriting

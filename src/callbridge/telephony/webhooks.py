@@ -1,5 +1,14 @@
 """Twilio-facing routes: the voice webhooks and the media WebSockets.
 
+Routes (Twilio requests every one of them; none is for people):
+
+- ``POST /twiml/client``: the number's voice webhook; admits the call (or the busy prompt) and
+  answers the greeting and the caller's ``<Connect><Stream>``;
+- ``POST /twiml/operator/<call>``: the operator answered; their ``<Connect><Stream>``;
+- ``POST /twilio/status/<call>/<role>``: status callbacks of the operator's call;
+- ``POST /twiml/stream-ended/<call>/<role>``: a ``<Connect>`` ended (its ``action``);
+- ``WS /media/<call>/<role>``: a Media Stream, handed to the call as a ``MediaLeg``.
+
 Every request is signature-checked against ``server.public_url`` before anything else happens;
 a missing or bad signature is a 403 and a warning naming the route (never the token). Handlers
 answer fast (Twilio waits 15 s at most): they only reserve capacity, hand events to the call, and
@@ -7,24 +16,28 @@ build TwiML. The slow work (REST calls, Palabra) runs in the call's own tasks.
 
 Unknown call ids get 404 (and a refused upgrade). Late webhooks for recently ended calls (status
 callbacks after our own hang-up, ``<Connect action>``) are answered calmly: 204 or ``<Hangup/>``.
+
+The calls themselves are reached through ``CallDirectory`` (``calls.supervisor.CallSupervisor``),
+so this Twilio package never imports the call code.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final, Protocol
 
 from quart import Blueprint, Response, request, websocket
+from quart.typing import ResponseReturnValue
 
-from callbridge.calls.legs import pump_websocket
-from callbridge.calls.session import CallSession
-from callbridge.calls.supervisor import CallSupervisor, EndedCall
 from callbridge.config import Config, pick_prompt
 from callbridge.log import get_logger
+from callbridge.records import CallRecord
 from callbridge.roles import Role
+from callbridge.telephony.legs import MediaLeg, pump_websocket
 from callbridge.telephony.signature import SignatureChecker
-from callbridge.telephony.status import StatusCallbackError, parse_status_callback
+from callbridge.telephony.status import StatusCallbackError, StatusUpdate, parse_status_callback
 from callbridge.telephony.twiml import (
     connect_stream_twiml,
     hangup_twiml,
@@ -33,11 +46,50 @@ from callbridge.telephony.twiml import (
     stream_ended_url,
 )
 
-__all__ = ["create_webhooks_blueprint"]
+__all__ = ["CallDirectory", "CallHandle", "LiveCall", "TwilioWebhooks"]
 
-log = get_logger("callbridge.telephony.webhooks")
+log = get_logger("callbridge.webhooks")
 
-SIGNATURE_HEADER = "X-Twilio-Signature"
+SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+
+_ROUTES: Final = (
+    ("/twiml/client", "incoming_call", ("POST",)),
+    ("/twiml/operator/<call_id>", "operator_answered", ("POST",)),
+    ("/twilio/status/<call_id>/<role>", "status_callback", ("POST",)),
+    ("/twiml/stream-ended/<call_id>/<role>", "stream_ended", ("POST",)),
+)
+
+
+class CallHandle(Protocol):
+    """A live or recently ended call, as far as late webhooks need it."""
+
+    @property
+    def record(self) -> CallRecord: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    def operator_answered(self, call_sid: str) -> bool: ...
+
+    def on_status(self, role: Role, update: StatusUpdate) -> None: ...
+
+    def stream_ended(self, role: Role) -> None: ...
+
+
+class LiveCall(CallHandle, Protocol):
+    """A live call: it can also take a media leg."""
+
+    def attach_leg(self, role: Role) -> MediaLeg | None: ...
+
+
+class CallDirectory(Protocol):
+    """Admission and lookup of calls (``calls.supervisor.CallSupervisor``)."""
+
+    def admit(self, *, caller_sid: str, caller_number: str) -> LiveCall | None: ...
+
+    def find(self, call_id: str) -> LiveCall | None: ...
+
+    def find_any(self, call_id: str) -> CallHandle | None: ...
 
 
 def _twiml(body: str) -> Response:
@@ -48,89 +100,70 @@ def _error(status: int, message: str) -> Response:
     return Response(json.dumps({"error": message}), status=status, content_type="application/json")
 
 
-def create_webhooks_blueprint(
-    config: Config, supervisor: CallSupervisor, checker: SignatureChecker, counters: Counter[str]
-) -> Blueprint:
-    bp = Blueprint("twilio", __name__)
+class TwilioWebhooks:
+    """The view functions, closed over one config, call directory and signature checker."""
 
-    async def verified_form() -> Any:
-        """The request's form if its signature is valid, else None (already logged and counted)."""
-        form = await request.form
-        if checker.check_http(
-            request.path, request.query_string, form, request.headers.get(SIGNATURE_HEADER)
-        ):
-            return form
-        counters["bad_signature"] += 1
-        log.warning(
-            "signature_rejected",
-            route=request.path,
-            present=SIGNATURE_HEADER in request.headers,
-            remote=request.remote_addr,
-        )
-        return None
+    def __init__(
+        self,
+        config: Config,
+        calls: CallDirectory,
+        checker: SignatureChecker,
+        counters: Counter[str],
+    ) -> None:
+        self._config = config
+        self._calls = calls
+        self._checker = checker
+        self._counters = counters
 
-    async def call_request(
-        call_id: str, role: str
-    ) -> tuple[Any, CallSession | EndedCall, Role] | Response:
-        """A signed webhook about a live or recently ended call: its form, the call and the
-        party, or the error response to send (403 bad signature, 404 unknown call or role)."""
-        form = await verified_form()
-        if form is None:
-            return _error(403, "invalid signature")
-        session = supervisor.find_any(call_id)
-        if session is None or role not in Role.__members__.values():
-            return _unknown(counters, call_id, request.path)
-        return form, session, Role(role)
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("twilio", __name__)
+        for rule, endpoint, methods in _ROUTES:
+            view: Callable[..., Awaitable[ResponseReturnValue]] = getattr(self, endpoint)
+            bp.add_url_rule(rule, endpoint, view, methods=list(methods))
+        bp.add_websocket("/media/<call_id>/<role>", "media", self.media)
+        return bp
 
-    @bp.post("/twiml/client")
-    async def incoming_call() -> Response:
-        form = await verified_form()
+    # ---- the routes -----------------------------------------------------------------------------
+
+    async def incoming_call(self) -> Response:
+        form = await self._verified_form()
         if form is None:
             return _error(403, "invalid signature")
         caller_sid = form.get("CallSid", "")
         if not caller_sid:
-            counters["bad_request"] += 1
+            self._counters["bad_request"] += 1
             return _error(400, "CallSid missing")
+        config = self._config
         language = config.languages.caller
-        session = supervisor.admit(caller_sid=caller_sid, caller_number=form.get("From", ""))
+        session = self._calls.admit(caller_sid=caller_sid, caller_number=form.get("From", ""))
         if session is None:
-            counters["refused_calls"] += 1
-            return _twiml(
-                say_and_hangup_twiml(pick_prompt(config.prompts.busy, language), language)
-            )
-        return _twiml(
-            _stream_twiml(
-                config,
-                session.record.id,
-                Role.CALLER,
-                pick_prompt(config.prompts.greeting, language),
-                language,
-            )
-        )
+            self._counters["refused_calls"] += 1
+            busy = pick_prompt(config.prompts.busy, language)
+            return _twiml(say_and_hangup_twiml(busy, language))
+        greeting = pick_prompt(config.prompts.greeting, language)
+        return _twiml(self._stream_twiml(session.record.id, Role.CALLER, greeting, language))
 
-    @bp.post("/twiml/operator/<call_id>")
-    async def operator_answered(call_id: str) -> Response:
-        checked = await call_request(call_id, Role.OPERATOR.value)
+    async def operator_answered(self, call_id: str) -> Response:
+        checked = await self._call_request(call_id, Role.OPERATOR.value)
         if isinstance(checked, Response):
             return checked
         form, session, _ = checked
         if not session.operator_answered(form.get("CallSid", "")):
             log.info("operator_answer_refused", call_id=call_id, ended=session.ended)
             return _twiml(hangup_twiml())
-        language = config.languages.operator
-        intro = pick_prompt(config.prompts.operator_intro, language)
-        return _twiml(_stream_twiml(config, session.record.id, Role.OPERATOR, intro, language))
+        language = self._config.languages.operator
+        intro = pick_prompt(self._config.prompts.operator_intro, language)
+        return _twiml(self._stream_twiml(session.record.id, Role.OPERATOR, intro, language))
 
-    @bp.post("/twilio/status/<call_id>/<role>")
-    async def status_callback(call_id: str, role: str) -> Response:
-        checked = await call_request(call_id, role)
+    async def status_callback(self, call_id: str, role: str) -> Response:
+        checked = await self._call_request(call_id, role)
         if isinstance(checked, Response):
             return checked
         form, session, party = checked
         try:
             update = parse_status_callback(form)
         except StatusCallbackError as exc:
-            counters["bad_request"] += 1
+            self._counters["bad_request"] += 1
             log.warning("status_callback_invalid", call_id=call_id, error=str(exc))
             return _error(400, str(exc))
         log.info(
@@ -144,9 +177,8 @@ def create_webhooks_blueprint(
         session.on_status(party, update)
         return Response("", status=204)
 
-    @bp.post("/twiml/stream-ended/<call_id>/<role>")
-    async def stream_ended(call_id: str, role: str) -> Response:
-        checked = await call_request(call_id, role)
+    async def stream_ended(self, call_id: str, role: str) -> Response:
+        checked = await self._call_request(call_id, role)
         if isinstance(checked, Response):
             return checked
         _, session, party = checked
@@ -155,11 +187,10 @@ def create_webhooks_blueprint(
         session.stream_ended(party)
         return _twiml(hangup_twiml())
 
-    @bp.websocket("/media/<call_id>/<role>")
-    async def media(call_id: str, role: str) -> Response | None:
+    async def media(self, call_id: str, role: str) -> Response | None:
         signature = websocket.headers.get(SIGNATURE_HEADER)
-        if not checker.check_websocket(websocket.path, websocket.query_string, signature):
-            counters["bad_signature"] += 1
+        if not self._checker.check_websocket(websocket.path, websocket.query_string, signature):
+            self._counters["bad_signature"] += 1
             log.warning(
                 "signature_rejected",
                 route=websocket.path,
@@ -167,32 +198,60 @@ def create_webhooks_blueprint(
                 upgrade=True,
             )
             return _error(403, "invalid signature")
-        session = supervisor.find(call_id)
+        session = self._calls.find(call_id)
         if session is None or role not in Role.__members__.values():
-            return _unknown(counters, call_id, websocket.path)
+            return self._unknown(call_id, websocket.path)
         leg = session.attach_leg(Role(role))
         if leg is None:
-            counters["media_refused"] += 1
+            self._counters["media_refused"] += 1
             log.warning("media_refused", call_id=call_id, role=role, ended=session.ended)
             return _error(409, "media leg not expected")
         await websocket.accept()
         await pump_websocket(leg, websocket.receive, websocket.send)
         return None
 
-    return bp
+    # ---- helpers --------------------------------------------------------------------------------
 
+    async def _verified_form(self) -> Mapping[str, str] | None:
+        """The request's form if its signature is valid, else None (already logged and counted)."""
+        form = await request.form
+        if self._checker.check_http(
+            request.path, request.query_string, form, request.headers.get(SIGNATURE_HEADER)
+        ):
+            return form
+        self._counters["bad_signature"] += 1
+        log.warning(
+            "signature_rejected",
+            route=request.path,
+            present=SIGNATURE_HEADER in request.headers,
+            remote=request.remote_addr,
+        )
+        return None
 
-def _stream_twiml(config: Config, call_id: str, role: Role, say: str, language: str) -> str:
-    return connect_stream_twiml(
-        say_text=say or None,
-        say_lang=language,
-        stream_url=media_stream_url(config.public_url, call_id, role.value),
-        action_url=stream_ended_url(config.public_url, call_id, role.value),
-        parameters={"call_id": call_id, "role": role.value},
-    )
+    async def _call_request(
+        self, call_id: str, role: str
+    ) -> tuple[Mapping[str, str], CallHandle, Role] | Response:
+        """A signed webhook about a live or recently ended call: its form, the call and the
+        party, or the error response to send (403 bad signature, 404 unknown call or role)."""
+        form = await self._verified_form()
+        if form is None:
+            return _error(403, "invalid signature")
+        session = self._calls.find_any(call_id)
+        if session is None or role not in Role.__members__.values():
+            return self._unknown(call_id, request.path)
+        return form, session, Role(role)
 
+    def _stream_twiml(self, call_id: str, role: Role, say: str, language: str) -> str:
+        base = self._config.public_url
+        return connect_stream_twiml(
+            say_text=say or None,
+            say_lang=language,
+            stream_url=media_stream_url(base, call_id, role.value),
+            action_url=stream_ended_url(base, call_id, role.value),
+            parameters={"call_id": call_id, "role": role.value},
+        )
 
-def _unknown(counters: Counter[str], call_id: str, route: str) -> Response:
-    counters["unknown_call"] += 1
-    log.warning("unknown_call", call_id=call_id, route=route)
-    return _error(404, "unknown call")
+    def _unknown(self, call_id: str, route: str) -> Response:
+        self._counters["unknown_call"] += 1
+        log.warning("unknown_call", call_id=call_id, route=route)
+        return _error(404, "unknown call")

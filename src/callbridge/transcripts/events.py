@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from callbridge.palabra.events import Transcript, TranscriptKind
+from callbridge.records import CallRecord
 from callbridge.roles import Direction
 
 __all__ = [
@@ -24,7 +26,8 @@ __all__ = [
     "utterance_wire",
 ]
 
-EventKind = Literal["partial", "final", "translation_partial", "translation", "played", "call"]
+# Transcript text kinds (from Palabra), our own "played to the listener" mark, and record updates.
+EventKind = Literal[TranscriptKind, "played", "call"]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
 
@@ -45,6 +48,51 @@ class TranscriptEvent:
     language: str | None
     ts: float
     data: Mapping[str, object] = attrs.field(factory=dict)
+
+    @classmethod
+    def of_transcript(
+        cls, call_id: str, direction: Direction, transcript: Transcript
+    ) -> TranscriptEvent:
+        """Text Palabra recognised or translated in ``direction``."""
+        return cls(
+            call_id=call_id,
+            kind=transcript.kind,
+            direction=direction,
+            utterance_id=transcript.transcription_id,
+            text=transcript.text,
+            language=transcript.language,
+            ts=transcript.received_at,
+        )
+
+    @classmethod
+    def played(
+        cls, call_id: str, direction: Direction, utterance_id: str, played_at: float
+    ) -> TranscriptEvent:
+        """The listener has heard the end of an utterance's translation (epoch seconds)."""
+        return cls(
+            call_id=call_id,
+            kind="played",
+            direction=direction,
+            utterance_id=utterance_id,
+            text="",
+            language=None,
+            ts=played_at,
+            data={"played_at": played_at},
+        )
+
+    @classmethod
+    def call(cls, record: CallRecord, at: float) -> TranscriptEvent:
+        """The call started, was answered or ended: its record as it is now."""
+        return cls(
+            call_id=record.id,
+            kind="call",
+            direction=None,
+            utterance_id=None,
+            text="",
+            language=None,
+            ts=at,
+            data=record.snapshot(),
+        )
 
 
 def event_to_wire(event: TranscriptEvent) -> dict[str, Any]:

@@ -109,18 +109,7 @@ class TranscriptHub:
 
     def call_updated(self, record: CallRecord) -> None:
         """A call started, was answered or ended (``record.status``): store and broadcast it."""
-        self.publish(
-            TranscriptEvent(
-                call_id=record.id,
-                kind="call",
-                direction=None,
-                utterance_id=None,
-                text="",
-                language=None,
-                ts=time.time(),
-                data=record.snapshot(),
-            )
-        )
+        self.publish(TranscriptEvent.call(record, time.time()))
 
     def publish(self, event: TranscriptEvent) -> None:
         """Fan ``event`` out to its pages and persist what it finalises.

@@ -1,0 +1,252 @@
+"""``ListenerOutput``: the mixer task of one listener, from hold audio to the call's last frame.
+
+It owns everything about what one party hears: the mixer (the other party's original, ducked
+under their translation), the output clock (when each 20 ms frame goes out), the playout probe
+(how much audio waits in Twilio's buffer), the utterance marks in flight, the stream's id and the
+outbound counters.
+
+Inputs, all synchronous and never blocking (they run inside other tasks):
+
+- ``on_original`` from the speaker's receive task, which also rings the doorbell;
+- ``on_translation`` from the direction's Palabra duplex task;
+- ``on_mark`` from this listener's own receive task, when Twilio echoes a mark;
+- ``stream_started`` from this listener's receive task, at the stream's ``start``.
+
+Timing. Until the call is bridged the caller hears looping hold audio, one frame per 20 ms slot.
+Then each frame goes out as soon as the speaker's matching original has arrived, or after the
+clock's grace with silence in its place (``output_clock.py``). Whatever delay is left sits in
+Twilio's playout buffer, which probe marks measure and keep short (``playout.py``); at the bridge
+that buffer is cleared of hold audio, so measurement starts from empty. A translated utterance
+ends with a Twilio mark (``u:<utterance id>``) whose echo says when the listener heard its end;
+that is published as the utterance's ``played`` event.
+
+Outbound full policy: ``MediaLeg.send`` never blocks; a frame the socket cannot take is dropped
+and counted (``send_dropped``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import numpy as np
+import trio
+
+from callbridge.audio import FRAME_MS, TWILIO_FRAME_SAMPLES, Pcm, ulaw_encode
+from callbridge.calls.broadcast import CallBroadcaster
+from callbridge.calls.mixer import ListenerMixer, MixedFrame
+from callbridge.calls.output_clock import OutputClock
+from callbridge.calls.playout import PROBE_PREFIX, PlayoutProbe
+from callbridge.log import get_logger
+from callbridge.roles import Role
+from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.media_stream import (
+    MediaStats,
+    clear_message,
+    mark_message,
+    media_message,
+)
+from callbridge.transcripts.events import TranscriptEvent
+
+__all__ = ["MARK_PREFIX", "ListenerOutput"]
+
+log = get_logger("callbridge.output")
+
+FIRST_ORIGINAL_WAIT_S: Final = 0.2  # at the bridge, how long the output waits for the speaker
+MARK_PREFIX: Final = "u:"  # utterance-end marks; probes use ``PROBE_PREFIX``
+QUIET_PEAK: Final = 1000  # int16 peak below which a frame counts as quiet (about -30 dBFS)
+
+
+class ListenerOutput:
+    """What one listener hears; ``run`` is its task (see the module docstring)."""
+
+    def __init__(
+        self,
+        listener: Role,
+        mixer: ListenerMixer,
+        *,
+        hold: Pcm,
+        bridged: trio.Event,
+        broadcaster: CallBroadcaster,
+        call_id: str,
+        stats: MediaStats,
+        playout_target_s: float,
+    ) -> None:
+        self.listener = listener
+        self.mixer = mixer
+        self.clock = OutputClock()
+        self.probe = PlayoutProbe(playout_target_s)
+        self.stats = stats  # the leg's counters; the receive task counts what comes in
+        self.started = trio.Event()
+        self.stream_sid = ""
+        self.send_dropped = 0
+        self._hold = hold
+        self._bridged = bridged
+        self._broadcaster = broadcaster
+        self._call_id = call_id
+        self._ring, self._bell = trio.open_memory_channel[None](1)
+        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
+        self._pending_marks: set[str] = set()
+        self._cleared_marks: set[str] = set()
+
+    # ---- inputs (synchronous, from other tasks) --------------------------------------------
+
+    def stream_started(self, stream_sid: str) -> None:
+        self.stream_sid = stream_sid
+        self.started.set()
+
+    def on_original(self, pcm8: Pcm) -> None:
+        """The speaker's original audio, 8 kHz; wakes the task if it waits for it."""
+        self.mixer.push_original(pcm8)
+        # try/except, not contextlib.suppress: this runs 50 times a second per listener.
+        try:  # noqa: SIM105
+            self._ring.send_nowait(None)
+        except trio.WouldBlock:
+            pass  # already rung: the task will look at the mixer anyway
+
+    def on_translation(self, utterance_id: str, pcm8: Pcm, last: bool) -> None:
+        """Translated speech for this listener, 8 kHz, in utterance order."""
+        dropped = self.mixer.push_translation(utterance_id, pcm8, last)
+        if dropped:
+            log.warning("translation_overflow", listener=str(self.listener), dropped=list(dropped))
+
+    def on_mark(self, name: str) -> None:
+        """Twilio echoed a mark we sent this listener."""
+        if name.startswith(PROBE_PREFIX):
+            self.probe.on_echo(name, trio.current_time())
+        elif name.startswith(MARK_PREFIX):
+            self._on_utterance_mark(name)
+
+    def _on_utterance_mark(self, name: str) -> None:
+        if name in self._cleared_marks:
+            # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
+            self._cleared_marks.discard(name)
+            return
+        self._pending_marks.discard(name)
+        self._broadcaster.publish(
+            TranscriptEvent.played(
+                self._call_id, self.listener.other.speaks, name[len(MARK_PREFIX) :], time.time()
+            )
+        )
+
+    # ---- the task ------------------------------------------------------------------------------
+
+    async def run(self, get_leg: Callable[[], Awaitable[MediaLeg]]) -> None:
+        """Play to the listener: hold audio until the call is bridged, then the mix, every 20 ms."""
+        leg = await get_leg()
+        await self.started.wait()
+        held = await self._play_hold(leg)
+        if held:
+            # Hold audio still queued at Twilio would delay the call's audio by its length for
+            # as long as the call lasts, and the probes' floor is only right if measured from
+            # an empty buffer.
+            leg.send(clear_message(self.stream_sid))
+        # The first frame waits for the speaker's first original: a frame of silence sent
+        # just before it would stand in Twilio's buffer (20 ms on everything) from then on.
+        self.clock.restart(trio.current_time(), wait_s=FIRST_ORIGINAL_WAIT_S)
+        while True:
+            await self._send_next_mixed(leg)
+
+    async def _play_hold(self, leg: MediaLeg) -> bool:
+        """Loop the hold audio until the bridge; whether any was played."""
+        hold_at = 0
+        held = False
+        self.clock.restart(trio.current_time())
+        while True:
+            # Woken by the bridge at once: a frame of the other side queued while this slept
+            # and sent late would be followed too soon by the next, and stand in Twilio's buffer.
+            with trio.move_on_at(self.clock.slot):
+                await self._bridged.wait()
+            if self._bridged.is_set():
+                return held
+            pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
+            self._send(leg, media_message(self.stream_sid, ulaw_encode(pcm)))
+            self.clock.sent(trio.current_time(), on_original=False)
+            held = True
+
+    async def _send_next_mixed(self, leg: MediaLeg) -> None:
+        """Send one frame of the mix: as soon as the speaker's original for it is here, or
+        without it once the clock's grace has passed."""
+        mixer, clock, probe = self.mixer, self.clock, self.probe
+        with trio.move_on_at(clock.deadline):
+            while mixer.original_queue_ms < FRAME_MS:
+                await self._bell.receive()
+        on_original = mixer.original_queue_ms >= FRAME_MS
+        frame = mixer.next_frame()
+        if probe.clear_pending:
+            self._clear_playout(leg)
+        now = trio.current_time()
+        # Looking at the frame only while a trim waits keeps the common path cheap. A frame of
+        # translated speech is never the one dropped: the hole would be heard, and a frame that
+        # ends an utterance carries the mark that says when it was played.
+        trim = (
+            probe.trim_pending
+            and not _carries_translation(frame)
+            and probe.should_skip(_is_quiet(frame), now)
+        )
+        if not trim:
+            self._send_mixed(leg, frame)
+        clock.sent(now, on_original=on_original)
+
+    def _clear_playout(self, leg: MediaLeg) -> None:
+        delay = self.probe.last_delay_s
+        leg.send(clear_message(self.stream_sid))
+        self.probe.cleared()
+        self._cleared_marks |= self._pending_marks
+        self._pending_marks.clear()
+        log.warning("playout_cleared", listener=str(self.listener), delay_ms=_ms(delay))
+
+    def _send_mixed(self, leg: MediaLeg, frame: MixedFrame) -> None:
+        self._send(leg, media_message(self.stream_sid, ulaw_encode(frame.pcm)))
+        for uid in frame.finished:
+            self._pending_marks.add(MARK_PREFIX + uid)
+            self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
+        name = self.probe.after_frame(trio.current_time())
+        if name is not None:
+            self._send(leg, mark_message(self.stream_sid, name), mark=True)
+
+    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> None:
+        if leg.send(message):
+            self.stats.record_out(0 if mark else TWILIO_FRAME_SAMPLES, mark=mark)
+        else:
+            self.send_dropped += 1
+
+    # ---- reporting ------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, object]:
+        """This listener's counters for the call's summary line."""
+        return {
+            **self.stats.as_dict(),
+            "send_dropped": self.send_dropped,
+            "resyncs": self.clock.resyncs,
+            "late_originals": self.clock.late_originals,
+            "widest_grace_ms": _ms(self.clock.widest_grace_s),
+            "playout_trimmed": self.probe.trimmed,
+            "playout_clears": self.probe.clears,
+            "playout_delay_ms": _ms(self.probe.last_delay_s),
+            "mixer": self.mixer.stats(),
+        }
+
+
+def _carries_translation(frame: MixedFrame) -> bool:
+    return frame.ducked or bool(frame.started) or bool(frame.finished)
+
+
+def _is_quiet(frame: MixedFrame) -> bool:
+    """A low level; asked only of frames without translated speech."""
+    return int(np.abs(frame.pcm).max()) < QUIET_PEAK
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
+    """``n`` samples of ``source`` played as a loop from ``at``; returns them and the next index."""
+    end = at + n
+    if end <= len(source):
+        return source[at:end], end % len(source)
+    head = source[at:]
+    rest = n - len(head)
+    return np.concatenate((head, source[:rest])), rest

@@ -1,0 +1,111 @@
+"""``Translator``: the Palabra duplex task of one direction.
+
+In: the speaker's receive task hands over each 8 kHz original (``feed``); it is upsampled to
+Palabra's 24 kHz by one persistent resampler and fed to the link, which paces it to Palabra.
+
+Out: the link's events. Translated speech is downsampled to 8 kHz by one persistent resampler and
+queued, by utterance, in the listener's mixer (``voice`` mode only: in ``captions`` the listener
+hears the original alone). Transcripts become transcript events for the page. Warnings and errors
+are counted by code and logged once each.
+
+Error handling: the link raising (``PalabraUnavailable`` past its reconnect budget, a rejected
+task) or its events ending ends the call (``translation_failed``).
+
+Resource handling: the link lives inside ``run`` (``async with open_link``), so it is closed, with
+its goodbye, whenever the call's nursery is cancelled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trio
+
+from callbridge.audio import Pcm, downsampler_24k_to_8k, upsampler_8k_to_24k
+from callbridge.calls.broadcast import CallBroadcaster
+from callbridge.calls.output import ListenerOutput
+from callbridge.calls.ports import LinkOpener, TranslatorLink
+from callbridge.config import DirectionMode
+from callbridge.errors import PalabraUnavailable
+from callbridge.log import get_logger
+from callbridge.palabra.events import (
+    PalabraEvent,
+    ServerError,
+    ServerWarning,
+    SpeechChunk,
+    Transcript,
+)
+from callbridge.roles import Direction
+from callbridge.transcripts.events import TranscriptEvent
+
+__all__ = ["Translator"]
+
+log = get_logger("callbridge.translate")
+
+
+class Translator:
+    """One direction's translation; ``run`` is its task (see the module docstring)."""
+
+    def __init__(
+        self,
+        direction: Direction,
+        mode: DirectionMode,
+        *,
+        open_link: LinkOpener,
+        listener: ListenerOutput,
+        broadcaster: CallBroadcaster,
+        call_id: str,
+    ) -> None:
+        self.direction = direction
+        self.ready = trio.Event()
+        self.feed_dropped = 0
+        self.notices: dict[str, int] = {}
+        self._voice = mode == "voice"
+        self._open_link = open_link
+        self._listener = listener
+        self._broadcaster = broadcaster
+        self._call_id = call_id
+        self._link: TranslatorLink | None = None
+        self._up = upsampler_8k_to_24k()
+        self._down = downsampler_24k_to_8k()
+
+    def feed(self, pcm8: Pcm) -> None:
+        """The speaker's next 8 kHz frame (from their receive task; never blocks)."""
+        link = self._link
+        if link is not None and not link.feed(self._up.process(pcm8)):
+            self.feed_dropped += 1
+
+    async def run(self) -> None:
+        """Open the link, then turn its events into audio and text until the call ends."""
+        async with self._open_link(self.direction) as link:
+            log.info("translator_ready", direction=str(self.direction))
+            self._link = link
+            self.ready.set()
+            async for event in link.events:
+                self._on_event(event)
+        msg = f"{self.direction} translator stopped sending events"
+        raise PalabraUnavailable(msg)
+
+    def _on_event(self, event: PalabraEvent) -> None:
+        if isinstance(event, SpeechChunk):
+            if self._voice:
+                self._on_speech(event)
+        elif isinstance(event, Transcript):
+            self._broadcaster.publish(
+                TranscriptEvent.of_transcript(self._call_id, self.direction, event)
+            )
+        elif isinstance(event, ServerWarning):
+            self._on_notice(event.code, event.message)
+        elif isinstance(event, ServerError):
+            self._on_notice(event.code, event.desc)
+
+    def _on_speech(self, chunk: SpeechChunk) -> None:
+        pcm8 = self._down.process(chunk.pcm)
+        if chunk.last_chunk:
+            pcm8 = np.concatenate((pcm8, self._down.flush()))
+        self._listener.on_translation(chunk.transcription_id, pcm8, chunk.last_chunk)
+
+    def _on_notice(self, code: str, text: str) -> None:
+        count = self.notices.get(code, 0) + 1
+        self.notices[code] = count
+        if count == 1:
+            log.warning("translator_notice", direction=str(self.direction), code=code, message=text)
