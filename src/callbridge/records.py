@@ -32,6 +32,8 @@ class EndReason(enum.StrEnum):
     CALLER_STREAM_TIMEOUT = "caller_stream_timeout"
     SHUTDOWN = "shutdown"
     INTERNAL_ERROR = "internal_error"
+    # The process that owned the call stopped without ending it (a crash, kill -9).
+    INTERRUPTED = "interrupted"
 
     @classmethod
     def hangup(cls, role: Role) -> EndReason:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from callbridge.records import CallRecord
+from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Direction
 
 from ..transcripts.helpers import TOKEN, event
@@ -109,7 +109,7 @@ def test_live_call_partial_then_final(page: Any, server: LiveServer) -> None:
     expect(card.locator(".duration")).not_to_have_text(first, timeout=3000)  # it ticks
     earlier = new_call("earlier-call", received_at=time.time() - 900, caller_number="+15550003333")
     earlier.answered_at, earlier.ended_at = time.time() - 890, time.time() - 600
-    earlier.status, earlier.end_reason = "ended", "caller_hangup"
+    earlier.status, earlier.end_reason = "ended", EndReason.CALLER_HANGUP
     server.call_updated(earlier)
     expect(page.locator("#recent li")).to_have_count(1)
     expect(page.locator("#recent li")).to_contain_text("caller_hangup")

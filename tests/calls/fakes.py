@@ -22,12 +22,7 @@ from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import sine
 from callbridge.telephony.legs import MediaLeg
-
-
-@attrs.frozen
-class FakeCallInfo:
-    sid: str
-    status: str = "queued"
+from callbridge.telephony.rest import CallInfo
 
 
 @attrs.define
@@ -45,7 +40,7 @@ class FakeControl:
 
     async def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
-    ) -> FakeCallInfo:
+    ) -> CallInfo:
         status, placed = self.create_errors.pop(0) if self.create_errors else (201, True)
         if placed:
             sid: str = next(self._sids)
@@ -54,7 +49,7 @@ class FakeControl:
             self.actions.append(("create_refused", to))
         if status != 201:
             raise TwilioError(f"Twilio create failed: {status}", status=status, code=None)
-        return FakeCallInfo(sid)
+        return CallInfo(sid, "queued", to, from_)
 
     stalled: bool = False  # hang-ups, cancels and updates never get an answer
 
@@ -74,9 +69,9 @@ class FakeControl:
         if self.stalled:
             await trio.sleep_forever()
 
-    async def fetch(self, sid: str) -> FakeCallInfo:
+    async def fetch(self, sid: str) -> CallInfo:
         self.actions.append(("fetch", sid))
-        return FakeCallInfo(sid, self.statuses.get(sid, "in-progress"))
+        return CallInfo(sid, self.statuses.get(sid, "in-progress"), "", "")
 
     def kinds(self) -> list[str]:
         return [a[0] for a in self.actions]

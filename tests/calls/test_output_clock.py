@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from callbridge.audio import FRAME_S
 from callbridge.calls.output_clock import (
-    FRAME_S,
     GRACE_DECAY_PER_S,
     GRACE_S,
     MAX_GRACE_S,

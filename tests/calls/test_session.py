@@ -14,8 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-from callbridge.calls.operators import OperatorPool
 from callbridge.calls.dialer import UNCERTAIN_CREATE_WAIT_S
+from callbridge.calls.operators import OperatorPool
 from callbridge.calls.session import CLEANUP_TIMEOUT_S, CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
@@ -208,9 +208,8 @@ class TestPlayout:
             assert "clear" not in operator.received  # joined at the bridge: nothing to clear
             # The first frame after the clear waited for the speaker instead of going out as
             # silence just before their first frame (which would stand in Twilio's buffer).
-            for listener in ("caller", "operator"):
-                mixer = session.media.summary()["media"][listener].get("mixer", {})
-                assert "original_underrun_ms" not in mixer
+            for listener in Role:
+                assert session.media.outputs[listener].mixer.original_underrun_ms == 0
             await caller.stop()
             assert await h.ended(session) == "caller_hangup"
 
@@ -225,7 +224,7 @@ class TestPlayout:
             start = len(operator.heard)
             h.links.opened[Direction.CALLER_TO_OPERATOR].speak("long", 1300, 4.0, "es")
             await caller.talk(5.0)  # ...while the caller talks over a long translation
-            assert session.media.summary()["media"]["operator"].get("playout_trimmed", 0) >= 1
+            assert session.media.outputs[Role.OPERATOR].probe.trimmed >= 1
             frames = operator.heard[start:]
             times = operator.heard_at[start:]
             translated = [

@@ -156,7 +156,7 @@ def calls_of(report: Mapping[str, Any], party: str) -> list[dict[str, Any]]:
 
 def call_of(report: Mapping[str, Any], sid: str) -> dict[str, Any]:
     (call,) = [c for c in report["calls"] if c["sid"] == sid]
-    return call
+    return dict(call)
 
 
 # ---- what the carrier saw (Twilio simulator report) --------------------------------------------

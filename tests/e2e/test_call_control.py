@@ -250,14 +250,15 @@ def test_bad_and_missing_signatures_are_refused(stack_factory: StackFactory) -> 
         report = stack.report("twilio")
         (hook,) = webhooks_of(report, caller_sid, "incoming_call")
         assert hook["status"] == 200 and hook["signed"]
-        (stream,) = [s for s in report["streams"] if s["call_sid"] == caller_sid]
-        assert stream["signed"] is signed and stream["error"] == 31920, stream
-        assert stream["started_at"] is None
+        (caller_stream,) = [s for s in report["streams"] if s["call_sid"] == caller_sid]
+        assert caller_stream["signed"] is signed and caller_stream["error"] == 31920, caller_stream
+        assert caller_stream["started_at"] is None
         (action,) = webhooks_of(report, caller_sid, "connect_action")
         assert action["status"] == 200 and "<Hangup" in action["response_body"]
         assert_hung_up_by_daemon(report, ended["operator_sid"], status="canceled")
-        rejected = daemon_event(stack, "signature_rejected", route=urlsplit(stream["url"]).path)
-        assert rejected["present"] is signed and rejected["upgrade"]
+        route = urlsplit(caller_stream["url"]).path
+        refusal = daemon_event(stack, "signature_rejected", route=route)
+        assert refusal["present"] is signed and refusal["upgrade"]
         # Nothing leaked: the daemon holds no call and every leg at the carrier has ended.
         assert healthz(stack)["active_calls"] == 0
         assert all(c["status"] not in ("ringing", "in-progress") for c in report["calls"])
@@ -276,7 +277,9 @@ async def _upgrade(port: int, resource: str, sig: str) -> int:
             )
             await ws.aclose()
     except* ConnectionRejected as group:
-        status = int(group.exceptions[0].status_code)  # type: ignore[attr-defined]
+        rejected = group.exceptions[0]
+        assert isinstance(rejected, ConnectionRejected)
+        status = int(rejected.status_code)
     finally:
         await trio.aclose_forcefully(tcp)  # trio-websocket leaves it open after a rejection
     return status

@@ -38,7 +38,7 @@ def _wall(record: dict[str, Any]) -> float:
 
 def _stream(report: dict[str, Any], party: str) -> dict[str, Any]:
     (stream,) = [s for s in report["streams"] if s["party"] == party]
-    return stream
+    return dict(stream)
 
 
 def _faults_fired(report: dict[str, Any], expected: dict[str, set[str]]) -> bool:

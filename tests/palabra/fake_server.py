@@ -81,7 +81,12 @@ class FakeConnection:
         await self.ws.send_message(text)
 
     async def send_transcript(self, message_type: str, tid: str, text: str, language: str) -> None:
-        body = {"transcription_id": tid, "language": language, "text": text, "segments": []}
+        body: dict[str, object] = {
+            "transcription_id": tid,
+            "language": language,
+            "text": text,
+            "segments": [],
+        }
         if "translated" in message_type:
             body["translation_part_id"] = 0
         await self.send(message_type, {"transcription": body})
@@ -157,8 +162,13 @@ class FakePalabra:
             self._nursery.start_soon(self._serve, server)
             try:
                 async with trio.open_nursery() as nursery:
+                    # Annotated for socket streams; it takes any trio Stream, memory ones included.
                     ws = await wrap_client_stream(
-                        nursery, client, parts.hostname or "fake", resource, max_message_size=2**24
+                        nursery,
+                        client,  # type: ignore[arg-type]
+                        parts.hostname or "fake",
+                        resource,
+                        max_message_size=2**24,
                     )
                     try:
                         yield ws

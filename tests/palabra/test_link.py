@@ -174,6 +174,7 @@ class TestReadiness:
                 conn = fake.connections[0]
                 await conn.send_transcript("validated_transcription", "t1", "hello", "en")
                 event = await link.events.receive()
+        assert isinstance(event, Transcript)
         assert event == Transcript("final", "t1", "hello", "en", event.received_at)
 
 

@@ -10,6 +10,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from callbridge.config import load_config
+from callbridge.palabra.link import Connector
 from callbridge.palabra.transport import CLOSE_GRACE_S, websocket_connector
 
 FAST_S = CLOSE_GRACE_S / 2
@@ -29,7 +30,7 @@ async def _server(nursery: trio.Nursery) -> str:
     return f"ws://127.0.0.1:{server.port}/stream"
 
 
-def _connect():  # type: ignore[no-untyped-def]
+def _connect() -> Connector:
     return websocket_connector(load_config(None, {}))
 
 

@@ -26,20 +26,31 @@ async def _main(ws_base: str, api_key: str) -> dict[str, object]:
     sdk_client.REGIONS["eu"] = sdk_client.Region(
         translation=f"{ws_base}/streaming-api/{{random_hash}}/v1/speech-to-speech/stream"
     )
-    summary: dict[str, object] = {"transcripts": [], "audio_bytes": 0, "last_chunk": False}
+    transcripts: list[list[str]] = []
+    task_status: list[str] = []
+    audio_bytes, last_chunk, stream_end = 0, False, False
     async with Palabra(api_key=api_key).translation("en", "es", silence_threshold=0.3) as session:
         feeder = asyncio.create_task(session.send_pcm(_pcm(), end=True))
         async for event in session:
             if isinstance(event, Transcript):
-                summary["transcripts"].append([event.type, event.language, event.text])  # type: ignore[union-attr]
+                transcripts.append([event.type, event.language, event.text])
             elif isinstance(event, Audio):
-                summary["audio_bytes"] = int(summary["audio_bytes"]) + len(event.pcm)  # type: ignore[call-overload]
-                summary["last_chunk"] = summary["last_chunk"] or event.last_chunk
+                audio_bytes += len(event.pcm)
+                last_chunk = last_chunk or event.last_chunk
             elif isinstance(event, TaskStatus):
-                summary.setdefault("task_status", []).append(event.event)  # type: ignore[union-attr]
+                task_status.append(event.event)
             elif isinstance(event, StreamEnd):
-                summary["stream_end"] = True
+                stream_end = True
         await feeder
+    summary: dict[str, object] = {
+        "transcripts": transcripts,
+        "audio_bytes": audio_bytes,
+        "last_chunk": last_chunk,
+    }
+    if task_status:
+        summary["task_status"] = task_status
+    if stream_end:
+        summary["stream_end"] = True
     return summary
 
 

@@ -41,6 +41,7 @@ async def test_drop_closes_the_socket_without_a_close_frame(start_sim: StartSim)
             elapsed = trio.current_time() - ready_at
         async with open_client(sim) as second:  # drop_count defaults to 1
             await second.ready(task())
+    assert closed.reason is not None
     assert closed.reason.code == 1006  # abnormal: no close frame
     assert 0.15 <= elapsed < 1.0
     first_report = sim.state.connections[0]

@@ -84,6 +84,7 @@ async def test_idle_stream_times_out_with_1008(start_sim: StartSim) -> None:
             await client.send_audio(silence(0.1))
             closed = await client.read_until_closed()
             elapsed = trio.current_time() - started
+    assert closed.reason is not None
     assert closed.reason.code == 1008
     (error,) = client.of_type("error")
     assert error["data"]["code"] == "SERVICE_TIMEOUT"

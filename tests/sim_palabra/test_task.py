@@ -196,6 +196,7 @@ async def test_end_task(start_sim: StartSim, force: bool) -> None:
             await client.stream(tone(500, 0.4) + silence(0.1))  # speech still open at end_task
             await client.send("end_task", {"force": True} if force else {})
             closed = await client.read_until_closed()
+    assert closed.reason is not None
     assert closed.reason.code == 1000
     types = [m.get("message_type") for m in client.seen]
     report = sim.state.connections[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import wave
 import zlib
+from typing import cast
 
 import numpy as np
 import pytest
@@ -14,6 +15,11 @@ from callbridge.sim.palabra.script import DEFAULT_SCRIPT, DemoScript, ScriptErro
 from callbridge.sim.palabra.tones import CHUNK_BYTES, split_chunks, tone_for, tone_pcm
 from callbridge.sim.palabra.vad import Closed, EnergyVad, Grew, Opened, Segmenter, dbfs_to_rms
 from tests.sim_palabra.helpers import dominant_hz, silence, tone
+
+
+def approx_s(seconds: float) -> float:
+    """``pytest.approx`` where a float is expected: it compares equal within tolerance."""
+    return cast("float", pytest.approx(seconds))
 
 
 def _samples(pcm: bytes) -> np.ndarray:
@@ -48,19 +54,19 @@ class TestSegmenter:
             Opened(1, 0.0, 0.1),
             Grew(1, 0.0, 0.2),
             Grew(1, 0.0, 0.4),
-            Closed(1, 0.0, pytest.approx(0.5)),
+            Closed(1, 0.0, approx_s(0.5)),
         ]
 
     def test_short_pause_does_not_split_and_clicks_do_not_count(self) -> None:
         seg = Segmenter(hangover_s=0.3, min_speech_s=0.2, partial_interval_s=10)
         events = self._run(seg, "#....##.##....")
         assert [type(e).__name__ for e in events] == ["Opened", "Closed"]
-        assert events[-1] == Closed(1, pytest.approx(0.5), pytest.approx(1.0))
+        assert events[-1] == Closed(1, approx_s(0.5), approx_s(1.0))
 
     def test_flush_and_reset(self) -> None:
         seg = Segmenter(hangover_s=0.3, min_speech_s=0.1)
         self._run(seg, "##")
-        assert seg.flush() == [Closed(1, 0.0, pytest.approx(0.2))]
+        assert seg.flush() == [Closed(1, 0.0, approx_s(0.2))]
         self._run(seg, "##")
         seg.reset()
         assert not seg.active

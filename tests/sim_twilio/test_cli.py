@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import trio
@@ -12,7 +13,7 @@ import trio
 from tests.sim_twilio.harness import SID, TOKEN, FakeApp, running
 
 
-async def test_cli_ready_line_control_endpoints_and_out_dir(tmp_path) -> None:
+async def test_cli_ready_line_control_endpoints_and_out_dir(tmp_path: Path) -> None:
     app = FakeApp(client_twiml=lambda a: "<Response><Pause length='10'/></Response>")
     async with running(None, app) as _:
         cmd = [

@@ -20,7 +20,9 @@ async def _pump(party: Party) -> None:
         await trio.sleep(0.02)
 
 
-async def test_next_turn_starts_gap_after_listener_heard_translation(autojump_clock) -> None:
+async def test_next_turn_starts_gap_after_listener_heard_translation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     opts = ScriptOptions(
         "unused", settle_s=0.4, quiet_s=0.7, translation_wait_s=8, turn_timeout_s=30
     )

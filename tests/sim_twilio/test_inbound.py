@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import attrs
 import numpy as np
@@ -12,10 +13,10 @@ import trio
 from callbridge.sim.twilio import Scenario
 from callbridge.sim.twilio.audio import read_wav_8k
 from callbridge.sim.twilio.scenario import CallerSpec, Timing
-from tests.sim_twilio.harness import SID, FakeApp, running
+from tests.sim_twilio.harness import SID, FakeApp, WsConn, running
 
 
-async def test_inbound_call_signed_stream_start_cadence_stop_and_callback(tmp_path) -> None:
+async def test_inbound_call_signed_stream_start_cadence_stop_and_callback(tmp_path: Path) -> None:
     caller = CallerSpec(hangup_at_s=1.2)
     scenario = Scenario(caller=caller)
     with trio.fail_after(10):
@@ -92,7 +93,7 @@ async def test_say_then_hangup_records_heard_text() -> None:
 
 
 async def test_app_close_runs_connect_action_and_refused_upgrade_goes_on() -> None:
-    async def close_after_start(conn) -> None:
+    async def close_after_start(conn: WsConn) -> None:
         await conn.recv_until("start")
 
     app = FakeApp(ws_handler=close_after_start, action_twiml="<Response><Say>bye</Say></Response>")

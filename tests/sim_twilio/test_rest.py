@@ -10,13 +10,14 @@ from twilio.rest import Client
 
 from callbridge.sim.twilio import Scenario
 from callbridge.sim.twilio.scenario import CallbackOptions, OperatorSpec, RestError, Timing
+from callbridge.sim.twilio.sim import TwilioSim
 from tests.sim_twilio.harness import SID, TOKEN, running
 
 FAST = Timing(ring_delay_s=0.05, busy_delay_s=0.1, fail_delay_s=0.05)
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
-def _calls_url(sim) -> str:
+def _calls_url(sim: TwilioSim) -> str:
     return f"{sim.url}/2010-04-01/Accounts/{SID}/Calls"
 
 

@@ -9,6 +9,7 @@ import random
 import orjson
 import pytest
 
+from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import (
     MAX_MESSAGE_CHARS,
     MAX_PAYLOAD_BYTES,
@@ -19,7 +20,6 @@ from callbridge.telephony.media_stream import (
     Mark,
     Media,
     MediaFormat,
-    MediaStats,
     Start,
     Stop,
     clear_message,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import trio
@@ -22,7 +23,7 @@ API_CALL_KEYS = {
 }  # fmt: skip
 
 
-def messages(feed: Feed) -> list[dict[str, object]]:
+def messages(feed: Feed) -> list[dict[str, Any]]:
     """Initial items plus whatever is queued right now, decoded."""
     items = list(feed.initial)
     while True:
@@ -140,7 +141,7 @@ class TestCalls:
         assert calls[0]["id"] == "call-1"
         assert calls[0]["end_reason"] == "interrupted"  # the old process never ended it
         assert snapshot["type"] == "snapshot"
-        assert [u["source_text"] for u in snapshot["utterances"]] == ["hello there"]  # type: ignore[union-attr]
+        assert [u["source_text"] for u in snapshot["utterances"]] == ["hello there"]
 
     async def test_old_calls_are_pruned_when_the_hub_opens(self, tmp_path: Path) -> None:
         config = make_config(tmp_path, retention_days=1)
@@ -163,8 +164,8 @@ class TestFeeds:
                 async with hub.open_feed("call-1", "garbage-id") as feed:
                     [snapshot] = messages(feed)
         assert snapshot["type"] == "snapshot" and snapshot["heartbeat_s"] == 7
-        assert snapshot["call"]["id"] == "call-1"  # type: ignore[index]
-        u1, u2 = snapshot["utterances"]  # type: ignore[misc]
+        assert snapshot["call"]["id"] == "call-1"
+        u1, u2 = snapshot["utterances"]
         assert (u1["source_text"], u2["source_text"], u2["source_partial"]) == (
             "done",
             None,

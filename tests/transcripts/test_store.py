@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -35,6 +36,10 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield store
     finally:
         await store.close()
+
+
+def _wait(event: threading.Event) -> None:
+    event.wait()
 
 
 class TestWrites:
@@ -87,7 +92,7 @@ class TestWrites:
         store = TranscriptStore(path=tmp_path / "t.sqlite3", queue=queue.Queue(3))
         store.start()
         try:
-            store._queue.put(_Barrier(release.wait))  # the writer blocks on this
+            store._queue.put(_Barrier(functools.partial(_wait, release)))  # blocks the writer
             while not store._queue.empty():
                 time.sleep(0.001)
             started = time.monotonic()

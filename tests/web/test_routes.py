@@ -11,7 +11,7 @@ import orjson
 import pytest
 import trio
 import trio.testing
-from quart.testing import QuartClient
+from quart.typing import TestClientProtocol as QuartClient
 from quart_trio import QuartTrio
 from structlog.testing import capture_logs
 

@@ -16,7 +16,6 @@ Originals flow only once the call is bridged (``bridge``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import trio
 
@@ -30,7 +29,7 @@ from callbridge.calls.translate import Translator
 from callbridge.config import DirectionMode, MediaConfig
 from callbridge.roles import Direction, Role
 from callbridge.telephony.legs import MediaLeg
-from callbridge.telephony.media_stream import MediaStats
+from callbridge.telephony.media_stats import MediaStats
 
 __all__ = ["CallMedia"]
 
@@ -119,7 +118,7 @@ class CallMedia:
         """Both parties are on: originals start flowing to the other side and to the translators."""
         self.bridged.set()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         """Counters for the call's summary line; zeros are left out to keep the line readable."""
         return _without_zeros(
             {
@@ -140,8 +139,8 @@ class CallMedia:
         return notices
 
 
-def _without_zeros(node: Mapping[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def _without_zeros(node: Mapping[str, object]) -> dict[str, object]:
+    result: dict[str, object] = {}
     for key, value in node.items():
         if isinstance(value, Mapping):
             value = _without_zeros(value)

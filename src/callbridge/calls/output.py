@@ -41,8 +41,8 @@ from callbridge.calls.playout import PROBE_PREFIX, PlayoutProbe
 from callbridge.log import get_logger
 from callbridge.roles import Role
 from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import (
-    MediaStats,
     clear_message,
     mark_message,
     media_message,

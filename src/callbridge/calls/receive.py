@@ -26,13 +26,13 @@ from callbridge.errors import CallEnded
 from callbridge.log import get_logger
 from callbridge.records import EndReason
 from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import (
     Dtmf,
     Event,
     Invalid,
     Mark,
     Media,
-    MediaStats,
     Start,
     Stop,
     parse,

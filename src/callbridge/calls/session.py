@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import structlog
@@ -284,7 +284,7 @@ class CallSession:
     def _log_summary(self, reason: EndReason, failure: BaseException | None) -> None:
         """The canonical end-of-call line: everything worth knowing about the call in one event."""
         record = self.record
-        fields: dict[str, Any] = {
+        fields: dict[str, object] = {
             "reason": str(reason),
             "duration_s": round((record.ended_at or time.time()) - record.received_at, 3),
             "caller_sid": record.caller_sid,
