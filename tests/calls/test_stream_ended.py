@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from callbridge.roles import Role
-from tests.calls.test_session import CALLER_SID, harness
+from tests.calls.harness import CALLER_SID, harness
 
 
 async def test_caller_stream_refused_ends_call_and_cancels_ringing_operator(

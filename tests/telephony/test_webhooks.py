@@ -21,7 +21,7 @@ from callbridge.config import Config
 from callbridge.services import Services
 from callbridge.telephony.signature import SignatureChecker
 from tests.calls.fakes import FakeControl, FakeLinks, FakeSink
-from tests.calls.test_session import make_config
+from tests.calls.harness import make_config
 
 PUBLIC = "https://bridge.example.com"
 TOKEN = "token"

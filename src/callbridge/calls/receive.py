@@ -17,11 +17,12 @@ came for ``media.leg_idle_timeout_s``), which ends the call.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import trio
 
-from callbridge.audio import ulaw_decode
+from callbridge.audio import Pcm, ulaw_decode
 from callbridge.calls.output import ListenerOutput
-from callbridge.calls.translate import Translator
 from callbridge.errors import CallEnded
 from callbridge.log import get_logger
 from callbridge.records import EndReason
@@ -38,9 +39,15 @@ from callbridge.telephony.media_stream import (
     parse,
 )
 
-__all__ = ["LegReceiver"]
+__all__ = ["LegReceiver", "SpeechInput"]
 
 log = get_logger("callbridge.receive")
+
+
+class SpeechInput(Protocol):
+    """Where a speaker's audio goes besides the other party's ear (``translate.Translator``)."""
+
+    def feed(self, pcm8: Pcm) -> None: ...
 
 
 class LegReceiver:
@@ -52,7 +59,7 @@ class LegReceiver:
         *,
         own_output: ListenerOutput,
         other_output: ListenerOutput,
-        translator: Translator | None,
+        translator: SpeechInput | None,
         bridged: trio.Event,
         idle_s: float,
     ) -> None:

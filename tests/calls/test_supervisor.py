@@ -1,0 +1,50 @@
+"""Admission, draining and the memory of ended calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from tests.calls.harness import CALLER_SID, harness, make_config
+
+
+class TestSupervisor:
+    async def test_max_calls_refuses_and_other_calls_are_untouched(
+        self, autojump_clock: Any
+    ) -> None:
+        config = make_config(CALLBRIDGE_SERVER_MAX_CALLS="1")
+        async with harness(config) as h:
+            session, caller, _operator = await h.bridged_call()
+            assert h.supervisor.admit(caller_sid="CA" + "d" * 32, caller_number="+1") is None
+            assert (
+                h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1") is session
+            )  # retried webhook
+            assert session.record.status == "connected"
+            await caller.stop()
+            await h.ended(session)
+
+    async def test_drain_ends_calls_with_reason_shutdown(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            await h.supervisor.drain(1.0)
+            assert session.record.end_reason == "shutdown"
+            await trio.testing.wait_all_tasks_blocked()
+            assert h.supervisor.admit(caller_sid="CA" + "e" * 32, caller_number="+1") is None
+            h.assert_nothing_left(caller, operator)
+
+    async def test_an_ended_call_leaves_only_a_record_for_late_webhooks(
+        self, autojump_clock: Any
+    ) -> None:
+        from callbridge.calls.supervisor import EndedCall
+
+        async with harness() as h:
+            session, caller, _operator = await h.bridged_call()
+            await caller.stop()
+            await h.ended(session)
+            late = h.supervisor.find_any(session.record.id)
+            assert isinstance(late, EndedCall)  # the session and its media state are released
+            assert late.record.end_reason == "caller_hangup"
+            assert not late.operator_answered(session.record.operator_sid or "")
+            assert h.supervisor.find(session.record.id) is None

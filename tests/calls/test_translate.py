@@ -1,0 +1,91 @@
+"""Translator: the Palabra duplex task of one direction."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from structlog.testing import capture_logs
+
+from callbridge.calls.broadcast import CallBroadcaster
+from callbridge.calls.translate import Translator
+from callbridge.config import DirectionMode
+from callbridge.errors import PalabraUnavailable
+from callbridge.palabra.events import ServerWarning
+from callbridge.roles import Direction, Role
+from tests.calls.fakes import FakeLinks, FakeSink
+from tests.calls.media_parts import output, tone
+
+DIRECTION = Direction.CALLER_TO_OPERATOR
+
+
+def translator(
+    mode: DirectionMode = "voice",
+) -> tuple[Translator, FakeLinks, FakeSink, CallBroadcaster]:
+    links, sink = FakeLinks(ready_delay=0.1), FakeSink()
+    broadcaster = CallBroadcaster(sink)
+    listener = output(Role.OPERATOR, sink=sink, mode=mode)
+    task = Translator(
+        DIRECTION, mode, open_link=links, listener=listener, broadcaster=broadcaster, call_id="c1"
+    )
+    return task, links, sink, broadcaster
+
+
+async def test_audio_is_fed_upsampled_once_the_link_is_ready(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    task, links, _, _ = translator()
+    task.feed(tone())  # before the link exists: nowhere to go
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        await task.ready.wait()
+        task.feed(tone())
+        task.feed(tone())
+        # 8 -> 24 kHz: three samples out per sample in, less the resampler's start-up delay.
+        assert 700 < links.opened[DIRECTION].fed_samples <= 960
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("mode", "heard"), [("voice", True), ("captions", False)])
+async def test_speech_reaches_the_listener_only_in_voice_mode_but_text_always(
+    autojump_clock: trio.testing.MockClock, mode: DirectionMode, heard: bool
+) -> None:
+    task, links, sink, broadcaster = translator(mode)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        nursery.start_soon(broadcaster.run)
+        await task.ready.wait()
+        links.opened[DIRECTION].speak("u1", 1300, 1.0, "es")
+        await trio.testing.wait_all_tasks_blocked()
+        queued = task._listener.mixer.translation_queue_ms
+        assert (queued > 900) is heard
+        assert [e.kind for e in sink.events] == ["final", "translation"]
+        assert {e.direction for e in sink.events} == {DIRECTION}
+        nursery.cancel_scope.cancel()
+
+
+async def test_notices_are_counted_by_code_and_logged_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    task, links, _, _ = translator()
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(task.run)
+            await task.ready.wait()
+            for _ in range(3):
+                links.opened[DIRECTION]._send.send_nowait(ServerWarning("TOO_FAST", "slow down"))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    assert task.notices == {"TOO_FAST": 3}
+    assert [e["code"] for e in logs if e["event"] == "translator_notice"] == ["TOO_FAST"]
+
+
+async def test_a_link_whose_events_end_fails_the_direction(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    task, links, _, _ = translator()
+    with pytest.RaisesGroup(PalabraUnavailable, allow_unwrapped=True, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(task.run)
+            await task.ready.wait()
+            links.opened[DIRECTION]._send.close()
