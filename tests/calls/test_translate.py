@@ -17,6 +17,7 @@ from tests.calls.fakes import FakeLinks, FakeSink
 from tests.calls.media_parts import output, tone
 
 DIRECTION = Direction.CALLER_TO_OPERATOR
+CHUNK_FRAMES = 16  # 320 ms, Palabra's input chunk
 
 
 def translator(
@@ -26,23 +27,31 @@ def translator(
     broadcaster = CallBroadcaster(sink)
     listener = output(Role.OPERATOR, sink=sink, mode=mode)
     task = Translator(
-        DIRECTION, mode, open_link=links, listener=listener, broadcaster=broadcaster, call_id="c1"
+        DIRECTION,
+        mode,
+        open_link=links,
+        listener=listener,
+        broadcaster=broadcaster,
+        call_id="c1",
+        batch_samples=160 * CHUNK_FRAMES,
     )
     return task, links, sink, broadcaster
 
 
-async def test_audio_is_fed_upsampled_once_the_link_is_ready(
+async def test_audio_is_fed_upsampled_in_whole_palabra_chunks_once_the_link_is_ready(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     task, links, _, _ = translator()
-    task.feed(tone())  # before the link exists: nowhere to go
+    task.feed(tone())  # before the link exists: nowhere to go, nothing kept
     async with trio.open_nursery() as nursery:
         nursery.start_soon(task.run)
         await task.ready.wait()
+        link = links.opened[DIRECTION]
+        for _ in range(CHUNK_FRAMES - 1):
+            task.feed(tone())
+        assert link.fed_samples == 0  # gathered until the chunk is whole
         task.feed(tone())
-        task.feed(tone())
-        # 8 -> 24 kHz: three samples out per sample in, less the resampler's start-up delay.
-        assert 700 < links.opened[DIRECTION].fed_samples <= 960
+        assert link.fed_samples == 3 * 160 * CHUNK_FRAMES  # 8 -> 24 kHz, exactly
         nursery.cancel_scope.cancel()
 
 

@@ -5,7 +5,7 @@ Inside callbridge PCM is a 1-D ``numpy.ndarray`` of dtype int16 (``Pcm``). Twili
 
 Nothing here does I/O except :func:`read_wav_mono` and :func:`write_wav`. The modules:
 ``frames`` (rates and frame sizes), ``g711`` (mu-law), ``resample`` (stateful resamplers),
-``fifo`` (``PcmFifo``), ``levels`` (scales and gains), ``sources`` (hold chime, WAV files).
+``polyphase`` (the call's exact 3:1 FIR), ``fifo`` (``PcmFifo``), ``levels`` (scales and gains), ``sources`` (hold chime, WAV files).
 """
 
 from callbridge.audio.fifo import PcmFifo
@@ -23,7 +23,13 @@ from callbridge.audio.frames import (
 )
 from callbridge.audio.g711 import ulaw_decode, ulaw_encode
 from callbridge.audio.levels import db_to_gain, samples_to_ms, to_int16
-from callbridge.audio.resample import Resampler, downsampler_24k_to_8k, upsampler_8k_to_24k
+from callbridge.audio.polyphase import Down3, Up3
+from callbridge.audio.resample import (
+    Resampler,
+    StreamResampler,
+    downsampler_24k_to_8k,
+    upsampler_8k_to_24k,
+)
 from callbridge.audio.sources import hold_chime, load_hold_audio, read_wav_mono, write_wav
 
 __all__ = [
@@ -36,9 +42,12 @@ __all__ = [
     "TWILIO_FRAME_BYTES",
     "TWILIO_FRAME_SAMPLES",
     "TWILIO_RATE",
+    "Down3",
     "Pcm",
     "PcmFifo",
     "Resampler",
+    "StreamResampler",
+    "Up3",
     "db_to_gain",
     "downsampler_24k_to_8k",
     "hold_chime",

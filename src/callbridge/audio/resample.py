@@ -1,4 +1,8 @@
-"""Streaming resamplers between Twilio's 8 kHz and Palabra's 24 kHz.
+"""Streaming resamplers: libsamplerate for any ratio, the polyphase FIR for the call's 3:1.
+
+The call path uses ``upsampler_8k_to_24k``/``downsampler_24k_to_8k`` (``polyphase.Up3``/``Down3``,
+exact and cheap for the fixed ratio); ``Resampler`` (libsamplerate ``sinc_fastest``) converts
+anything else, such as a hold-audio WAV file at another rate.
 
 Resampling must be stateful: one :class:`Resampler` per direction per leg, fed every chunk in
 order. Resampling each 20 ms chunk on its own leaves a 50 Hz buzz of frame-edge errors, and
@@ -8,17 +12,18 @@ filterless converters (linear, zero-order hold) fold 4-12 kHz into the phone ban
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 import numpy as np
 import samplerate
 from numpy.typing import NDArray
 
-from callbridge.audio.frames import PALABRA_RATE, TWILIO_RATE, Pcm
+from callbridge.audio.frames import Pcm
 from callbridge.audio.levels import to_int16
+from callbridge.audio.polyphase import Down3, Up3
 
-__all__ = ["Resampler", "downsampler_24k_to_8k", "upsampler_8k_to_24k"]
+__all__ = ["Resampler", "StreamResampler", "downsampler_24k_to_8k", "upsampler_8k_to_24k"]
 
 
 # libsamplerate's cheapest converter that still has a real anti-alias sinc filter:
@@ -91,11 +96,19 @@ class Resampler:
         self._samples_in = self._samples_out = 0
 
 
-def upsampler_8k_to_24k() -> Resampler:
-    """Twilio (8 kHz) -> Palabra (24 kHz), one per speaking leg."""
-    return Resampler(TWILIO_RATE, PALABRA_RATE)
+class StreamResampler(Protocol):
+    """A stateful converter fed one stream's pieces in order (``Resampler``, ``Up3``, ``Down3``)."""
+
+    def process(self, pcm: Pcm) -> Pcm: ...
+
+    def flush(self) -> Pcm: ...
 
 
-def downsampler_24k_to_8k() -> Resampler:
-    """Palabra (24 kHz) -> Twilio (8 kHz), one per listening leg; its sinc filter anti-aliases."""
-    return Resampler(PALABRA_RATE, TWILIO_RATE)
+def upsampler_8k_to_24k() -> Up3:
+    """Twilio (8 kHz) -> Palabra (24 kHz), one per speaking leg: the exact 3:1 polyphase FIR."""
+    return Up3()
+
+
+def downsampler_24k_to_8k() -> Down3:
+    """Palabra (24 kHz) -> Twilio (8 kHz), one per listening leg; its FIR anti-aliases."""
+    return Down3()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from callbridge.audio import Pcm
+from callbridge.audio import TWILIO_RATE, Pcm
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.output import ListenerOutput
@@ -46,6 +46,7 @@ class CallMedia:
         open_link: LinkOpener,
         broadcaster: CallBroadcaster,
         call_id: str,
+        palabra_chunk_ms: int,
     ) -> None:
         self._config = media
         self.bridged = trio.Event()
@@ -70,6 +71,7 @@ class CallMedia:
                 listener=self.outputs[direction.listener],
                 broadcaster=broadcaster,
                 call_id=call_id,
+                batch_samples=TWILIO_RATE * palabra_chunk_ms // 1000,
             )
             for direction, mode in modes.items()
             if mode != "passthrough"

@@ -90,6 +90,7 @@ class CallSession:
             open_link=deps.open_link,
             broadcaster=self._broadcaster,
             call_id=record.id,
+            palabra_chunk_ms=config.palabra.chunk_ms,
         )
 
     # ---- called from web handlers (synchronous, never blocking) --------------------------------
