@@ -189,13 +189,15 @@ class LanguagesConfig:
     caller_detectable: list[str] = _field([], "languages to detect when caller = auto")
     operator_detectable: list[str] = _field([], "languages to detect when operator = auto")
     by_prefix: dict[str, str] = _field(
-        {}, "caller's language by number prefix, e.g. \"+7\" = \"ru\"; longest prefix wins"
+        {}, 'caller\'s language by number prefix, e.g. "+7" = "ru"; longest prefix wins'
     )
     menu: list[str] = _field(
         [], "keypad menu: press 1 for the first language, 2 for the second... (empty: no menu)"
     )
     menu_timeout_s: int = _field(
-        5, "seconds the menu waits for a key after its prompts, each of its two rounds", range=(1, 30)
+        5,
+        "seconds the menu waits for a key after its prompts, each of its two rounds",
+        range=(1, 30),
     )
 
 
@@ -349,7 +351,7 @@ class PromptsConfig:
         "one keypad menu option, in its own language; {digit} is the key to press",
     )
     voices: dict[str, str] = _field(
-        {}, "Twilio <Say> voice by language, e.g. es = \"Polly.Lupe\" (unset: the console's)"
+        {}, 'Twilio <Say> voice by language, e.g. es = "Polly.Lupe" (unset: the console\'s)'
     )
 
 

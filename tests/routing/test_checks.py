@@ -74,9 +74,7 @@ def test_a_full_multilingual_setup_loads(tmp_path: Path) -> None:
         ("[palabra]\nhigh_timbre_voices = []", "palabra.high_timbre_voices: must list at least one voice"),
     ],
 )  # fmt: skip
-def test_bad_setting_is_rejected_naming_the_key(
-    tmp_path: Path, toml: str, expected: str
-) -> None:
+def test_bad_setting_is_rejected_naming_the_key(tmp_path: Path, toml: str, expected: str) -> None:
     problems = problems_of(write(tmp_path, toml))
     assert any(p.startswith(expected) for p in problems), problems
 
@@ -88,7 +86,9 @@ def test_one_direction_may_clone_while_the_other_detects_timbre(tmp_path: Path) 
 
 
 def test_a_number_in_both_lists_keeps_its_team_entry(tmp_path: Path) -> None:
-    toml = '[operators]\nnumbers = ["+1555"]\n[[operators.team]]\nnumber = "+1555"\nlanguages = ["ru"]'
+    toml = (
+        '[operators]\nnumbers = ["+1555"]\n[[operators.team]]\nnumber = "+1555"\nlanguages = ["ru"]'
+    )
     assert load_config(write(tmp_path, toml), {}).operators.team[0].number == "+1555"
 
 

@@ -164,7 +164,9 @@ class LanguageOperatorPool:
     async def release(self, number: str) -> None:
         self.release_now(number)
 
-    def acquire_now(self, exclude: Set[str], caller_language: str | None = None) -> OperatorPick | None:
+    def acquire_now(
+        self, exclude: Set[str], caller_language: str | None = None
+    ) -> OperatorPick | None:
         """``acquire`` without awaiting (this pool never waits)."""
         start = next(self._cursor)
         count = len(self._operators)
