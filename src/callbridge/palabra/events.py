@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "LanguageDetected",
     "PalabraEvent",
     "ServerError",
     "ServerWarning",
@@ -71,4 +72,15 @@ class ServerError:
     desc: str
 
 
-PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError
+@attrs.frozen
+class LanguageDetected:
+    """The speaker's language as Palabra detected it (the task's source was ``auto``): sent once
+    when it first becomes known and again whenever it changes, before the transcript that showed
+    it. ``language`` is Palabra's code (``ru``); ``received_at`` is ``time.time()``."""
+
+    language: str
+    transcription_id: str
+    received_at: float
+
+
+PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError | LanguageDetected

@@ -2,7 +2,8 @@
 
 ``open_palabra_link(config, direction, http)`` connects (API key or legacy session), sends
 ``set_task``, waits until the task runs, and yields a ``PalabraLink``: ``feed()`` 24 kHz PCM in,
-``events`` (transcripts, translated speech, warnings, errors) out.
+``events`` (transcripts, translated speech, detected languages, warnings, errors) out, and
+``update_task()`` to change the running task (a caller who switched language) without dropping it.
 
 Inside, one supervisor task owns the connection and, per connection, a nursery of three tasks:
 
@@ -53,7 +54,13 @@ from callbridge.config import Config
 from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.palabra.auth import AUTH_STATUSES, open_endpoint
-from callbridge.palabra.events import PalabraEvent, ServerError, SpeechChunk, Transcript
+from callbridge.palabra.events import (
+    LanguageDetected,
+    PalabraEvent,
+    ServerError,
+    SpeechChunk,
+    Transcript,
+)
 from callbridge.palabra.pacing import AudioBuffer, Pacer
 from callbridge.palabra.protocol import (
     SAMPLE_RATE,
@@ -65,6 +72,7 @@ from callbridge.palabra.protocol import (
     TaskSettings,
     TaskStatus,
     Unknown,
+    detected_language,
     encode_end_task,
     encode_get_task,
     encode_input_audio,
@@ -92,6 +100,9 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 4.0
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY = 50
+# Palabra accepts one set_task per 2 s (docs.palabra.ai /docs/streaming_api/management); an
+# update sent sooner would be refused with an error, so it waits for its turn instead.
+_SET_TASK_INTERVAL_S = 2.0
 
 
 class _Dropped(Exception):
@@ -125,6 +136,8 @@ class LinkStats:
     reconnects: int = 0
     ready_polls: int = 0
     eos_received: int = 0
+    task_updates: int = 0
+    languages_detected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -197,16 +210,25 @@ class PalabraLink:
     _scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     _started: bool = False
     _streaming: bool = False
+    _conn: _Connection | None = None
+    _set_task_at: float = -math.inf
+    _update_lock: trio.Lock = attrs.Factory(trio.Lock)
+    _detected: str | None = None
 
     @classmethod
     def create(
-        cls, config: Config, direction: Direction, http: httpx.AsyncClient, connect: Connector
+        cls,
+        config: Config,
+        direction: Direction,
+        http: httpx.AsyncClient,
+        connect: Connector,
+        settings: TaskSettings | None = None,
     ) -> PalabraLink:
         palabra = config.palabra
         send, receive = trio.open_memory_channel[PalabraEvent](_EVENTS_QUEUE)
         return cls(
             direction=direction,
-            settings=TaskSettings.resolve(config, direction),
+            settings=settings or TaskSettings.resolve(config, direction),
             events=receive,
             stats=LinkStats(),
             config=config,
@@ -243,6 +265,51 @@ class PalabraLink:
     @property
     def buffered_ms(self) -> float:
         return len(self._buffer) * 1000 / SAMPLE_RATE
+
+    # --- task changes -------------------------------------------------------------------------
+
+    async def update_task(self, settings: TaskSettings) -> None:
+        """Run ``settings`` from now on without dropping the link: e.g. the caller pressed ``*3``
+        and speaks another language (``settings.with_languages(...)``).
+
+        Sends ``set_task`` again on the live connection, which Palabra applies "without
+        interrupting the stream" (reference §3.2) and acknowledges with ``task_status`` event
+        ``updated`` (or ``unchanged``). Audio fed meanwhile keeps flowing. Waits, if needed,
+        until 2 s after the previous ``set_task`` (Palabra's rate limit). While the link is
+        reconnecting the new settings simply become the task the next connection sends.
+
+        Error handling: a connection that drops during the send is left to the reconnect, which
+        sends the new task; a task Palabra refuses arrives as a ``ServerError`` event
+        (``VALIDATION_ERROR``) and the previous task keeps running. ``trio.ClosedResourceError``
+        once the link is closing.
+        """
+        if self._closing.is_set():
+            msg = f"Palabra link {self.direction.value} is closing"
+            raise trio.ClosedResourceError(msg)
+        async with self._update_lock:
+            self.settings = settings
+            self._detected = None
+            conn = self._conn
+            if conn is None or not conn.ready.is_set():
+                return  # (re)connecting: _await_ready sends self.settings
+            await trio.sleep_until(self._set_task_at + _SET_TASK_INTERVAL_S)
+            if conn is not self._conn or self._closing.is_set():
+                return
+            try:
+                await self._send_set_task(conn)
+            except ConnectionClosed:
+                return  # the reconnect sends the new task
+            self.stats.task_updates += 1
+            log.info(
+                "palabra_task_update_sent",
+                direction=self.direction.value,
+                source=settings.source_language,
+                target=settings.target_language,
+            )
+
+    async def _send_set_task(self, conn: _Connection) -> None:
+        self._set_task_at = trio.current_time()
+        await conn.ws.send_message(encode_set_task(task_data(self.settings)))
 
     # --- supervisor ---------------------------------------------------------------------------
 
@@ -307,7 +374,8 @@ class PalabraLink:
                 )
                 async with self._connect(endpoint.url) as ws, trio.open_nursery() as nursery:
                     self.stats.connects += 1
-                    conn = _Connection(ws)
+                    conn = self._conn = _Connection(ws)
+                    self._set_task_at = -math.inf  # the rate limit counts per connection
                     nursery.start_soon(self._read, conn)
                     await self._await_ready(conn)
                     self._on_ready(attempt, task_status)
@@ -321,6 +389,8 @@ class PalabraLink:
             if mapped is exc:
                 raise
             raise mapped from None
+        finally:
+            self._conn = None
 
     async def _await_ready(self, conn: _Connection) -> None:
         """``set_task``, then wait for the acknowledgement; when none comes within
@@ -328,7 +398,9 @@ class PalabraLink:
         palabra = self._config.palabra
         try:
             with trio.fail_after(palabra.ready_timeout_s):
-                await conn.ws.send_message(encode_set_task(task_data(self.settings)))
+                async with self._update_lock:  # an update_task racing the connect waits
+                    await trio.sleep_until(self._set_task_at + _SET_TASK_INTERVAL_S)
+                    await self._send_set_task(conn)
                 while not conn.ready.is_set():
                     with trio.move_on_after(palabra.ready_poll_interval_s):
                         await conn.ready.wait()
@@ -442,7 +514,6 @@ class PalabraLink:
                 raise _Dropped(msg) from None
 
     async def _read(self, conn: _Connection) -> None:
-        settings = self.settings
         while True:
             try:
                 frame = await conn.ws.get_message()
@@ -452,6 +523,7 @@ class PalabraLink:
                     return
                 msg = f"connection closed ({_close_code(exc)})"
                 raise _Dropped(msg) from None
+            settings = self.settings  # update_task may have changed it
             item = parse(
                 frame,
                 received_at=time.time(),
@@ -483,13 +555,32 @@ class PalabraLink:
             )
             await self._emit(item.as_error())
         else:
+            if isinstance(item, Transcript):
+                await self._on_transcript(item)
             await self._emit(item)
+
+    async def _on_transcript(self, transcript: Transcript) -> None:
+        """With an ``auto`` source, announce the detected language once, and again on a change,
+        before the transcript that shows it."""
+        detected = detected_language(self.settings, transcript)
+        if detected is None or detected.language == self._detected:
+            return
+        self._detected = detected.language
+        self.stats.languages_detected += 1
+        log.info(
+            "palabra_language_detected", direction=self.direction.value, language=detected.language
+        )
+        await self._emit(detected)
 
     def _on_status(self, item: TaskStatus | CurrentTask, conn: _Connection) -> None:
         if isinstance(item, TaskStatus) and item.command != "set_task":
             log.info(
-                "palabra_task_status", command=item.command, event=item.event, status=item.status
+                "palabra_task_status", command=item.command, ack=item.event, status=item.status
             )
+            return
+        if isinstance(item, TaskStatus) and conn.ready.is_set():
+            # The answer to update_task: updated, unchanged (or resumed).
+            log.info("palabra_task_updated", direction=self.direction.value, ack=item.event)
             return
         if item.status == "running":
             conn.ready.set()
@@ -526,7 +617,7 @@ class PalabraLink:
             stats.transcripts += 1
         elif isinstance(event, SpeechChunk):
             stats.speech_chunks += 1
-        elif not isinstance(event, ServerError):
+        elif not isinstance(event, ServerError | LanguageDetected):
             stats.warnings += 1
         try:
             self._events_out.send_nowait(event)
@@ -626,10 +717,13 @@ async def open_palabra_link(
     http: httpx.AsyncClient,
     *,
     connect: Connector | None = None,
+    settings: TaskSettings | None = None,
 ) -> AsyncIterator[PalabraLink]:
     """Connect, send ``set_task`` for ``direction``, wait until the task runs, and yield the link
     (see the module docstring for resource and error handling). ``connect`` replaces the
     WebSocket opener (tests); the default is trio-websocket's ``open_websocket_url``.
+    ``settings`` is this call's task (its languages: ``TaskSettings.resolve(config, direction,
+    caller_language=..., operator_language=...)``); the default resolves ``config`` alone.
 
     Speech output follows ``config.media.<direction>``: ``captions`` asks for text only
     (``output_stream: null``); ``passthrough`` directions need no link and are refused."""
@@ -637,7 +731,9 @@ async def open_palabra_link(
     if mode == "passthrough":
         msg = f"{direction.value} is passthrough: it needs no Palabra link"
         raise ValueError(msg)
-    link = PalabraLink.create(config, direction, http, connect or websocket_connector(config))
+    link = PalabraLink.create(
+        config, direction, http, connect or websocket_connector(config), settings
+    )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(link._run)

@@ -24,6 +24,7 @@ import orjson
 
 from callbridge.config import Config, DirectionOverrides
 from callbridge.palabra.events import (
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -44,6 +45,7 @@ __all__ = [
     "TaskStatus",
     "Unknown",
     "build_set_task",
+    "detected_language",
     "encode_end_task",
     "encode_get_task",
     "encode_input_audio",
@@ -62,6 +64,8 @@ _TRANSCRIPT_KINDS: dict[str, TranscriptKind] = {
     "partial_translated_transcription": "partial_translation",
     "translated_transcription": "translation",
 }
+# ``source_language`` value that asks Palabra to detect the language (reference §3.8).
+AUTO = "auto"
 # The server's default list (reference §3.8); partial translations are opt-in.
 _BASE_MESSAGE_TYPES = (
     "partial_transcription",
@@ -86,20 +90,35 @@ class TaskSettings:
     auto_tempo: bool
     min_tempo: float
     max_tempo: float
+    voice_cloning: bool = False
+    voice_timbre_detection: bool = False
+    high_timbre_voices: tuple[str, ...] = ()
+    low_timbre_voices: tuple[str, ...] = ()
 
     @classmethod
-    def resolve(cls, config: Config, direction: Direction) -> TaskSettings:
+    def resolve(
+        cls,
+        config: Config,
+        direction: Direction,
+        *,
+        caller_language: str | None = None,
+        operator_language: str | None = None,
+    ) -> TaskSettings:
         """Source = the speaker's language (``auto`` keeps the speaker's detectable list); target =
         the listener's language, or the first of the listener's detectable languages when the
-        listener is ``auto`` (a translation needs one concrete target)."""
+        listener is ``auto`` (a translation needs one concrete target).
+
+        A party's language is ``languages.caller`` / ``languages.operator`` unless this call
+        decided another (``caller_language``, ``operator_language``: e.g. a ``BridgePlan``'s)."""
         palabra = config.palabra
         over: DirectionOverrides = getattr(palabra, direction.value)
-        source, detectable = _side_language(config, direction.speaker)
-        listener, listener_detectable = _side_language(config, direction.listener)
-        target = listener_detectable[0] if listener == "auto" and listener_detectable else listener
+        chosen = {Role.CALLER: caller_language, Role.OPERATOR: operator_language}
+        source, detectable = _side_language(config, direction.speaker, chosen)
+        listener, listener_detectable = _side_language(config, direction.listener, chosen)
+        target = listener_detectable[0] if listener == AUTO and listener_detectable else listener
         return cls(
             source_language=source,
-            detectable_languages=detectable if source == "auto" else (),
+            detectable_languages=detectable if source == AUTO else (),
             target_language=target,
             speech=getattr(config.media, direction.value) != "captions",
             voice_id=_pick(over.voice_id, palabra.voice_id),
@@ -115,7 +134,42 @@ class TaskSettings:
             auto_tempo=_pick(over.auto_tempo, palabra.auto_tempo),
             min_tempo=palabra.min_tempo,
             max_tempo=palabra.max_tempo,
+            voice_cloning=_pick(over.voice_cloning, palabra.voice_cloning),
+            voice_timbre_detection=_pick(
+                over.voice_timbre_detection, palabra.voice_timbre_detection
+            ),
+            high_timbre_voices=tuple(palabra.high_timbre_voices),
+            low_timbre_voices=tuple(palabra.low_timbre_voices),
         )
+
+    def with_languages(
+        self, source: str, target: str, detectable: tuple[str, ...] = ()
+    ) -> TaskSettings:
+        """These settings for another language pair (a caller who switched mid-call, a detected
+        language becoming the other direction's target). ``detectable`` applies when ``source``
+        is ``auto``."""
+        return attrs.evolve(
+            self,
+            source_language=source,
+            detectable_languages=detectable if source == AUTO else (),
+            target_language=target,
+        )
+
+    def speech_generation(self) -> dict[str, Any]:
+        """``translations[].speech_generation`` (reference §3.8): ``voice_id`` always (the voice
+        used when cloning or timbre detection cannot decide), ``voice_cloning: true`` to speak in
+        the speaker's own voice, ``voice_timbre_detection`` to pick a high or low voice by the
+        speaker's timbre. Keys left at Palabra's defaults are not sent."""
+        speech: dict[str, Any] = {"voice_id": self.voice_id}
+        if self.voice_cloning:
+            speech["voice_cloning"] = True
+        if self.voice_timbre_detection:
+            speech["voice_timbre_detection"] = {
+                "enabled": True,
+                "high_timbre_voices": list(self.high_timbre_voices),
+                "low_timbre_voices": list(self.low_timbre_voices),
+            }
+        return speech
 
     def allowed_message_types(self) -> list[str]:
         types = list(_BASE_MESSAGE_TYPES)
@@ -128,11 +182,15 @@ def _pick(override: _T | None, default: _T) -> _T:
     return default if override is None else override
 
 
-def _side_language(config: Config, role: Role) -> tuple[str, tuple[str, ...]]:
+def _side_language(
+    config: Config, role: Role, chosen: dict[Role, str | None]
+) -> tuple[str, tuple[str, ...]]:
     languages = config.languages
     if role is Role.CALLER:
-        return languages.caller, tuple(languages.caller_detectable)
-    return languages.operator, tuple(languages.operator_detectable)
+        default, detectable = languages.caller, tuple(languages.caller_detectable)
+    else:
+        default, detectable = languages.operator, tuple(languages.operator_detectable)
+    return chosen[role] or default, detectable
 
 
 def build_set_task(config: Config, direction: Direction) -> dict[str, Any]:
@@ -172,7 +230,7 @@ def task_data(settings: TaskSettings) -> dict[str, Any]:
                 {
                     "target_language": settings.target_language,
                     "translate_partial_transcriptions": settings.translate_partials,
-                    "speech_generation": {"voice_id": settings.voice_id},
+                    "speech_generation": settings.speech_generation(),
                 }
             ],
             "translation_queue_configs": {
@@ -264,6 +322,22 @@ class Malformed:
 Incoming: TypeAlias = (
     PalabraEvent | TaskStatus | CurrentTask | EndOfStream | Ignored | Unknown | Malformed
 )
+
+
+def detected_language(settings: TaskSettings, transcript: Transcript) -> LanguageDetected | None:
+    """The language Palabra detected, when the task's source is ``auto``: a source transcript
+    (``partial``/``validated``) carries it in ``transcription.language`` (reference §3.8, §4.2).
+    ``None`` for a task with a fixed source, a translation, or a transcript without a language."""
+    if settings.source_language != AUTO or transcript.kind not in ("partial", "validated"):
+        return None
+    language = transcript.language.strip().lower()
+    if not language or language == AUTO:
+        return None
+    return LanguageDetected(
+        language=language,
+        transcription_id=transcript.transcription_id,
+        received_at=transcript.received_at,
+    )
 
 
 class _BadFrame(ValueError):
