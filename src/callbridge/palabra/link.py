@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -45,21 +45,27 @@ import trio
 from numpy.typing import NDArray
 from trio_websocket import (
     ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
     WebSocketConnection,
 )
 
 from callbridge.config import Config
-from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
+from callbridge.errors import PalabraTaskRejected, PalabraUnavailable
 from callbridge.log import get_logger
-from callbridge.palabra.auth import AUTH_STATUSES, open_endpoint
+from callbridge.palabra.auth import open_endpoint
 from callbridge.palabra.events import (
     LanguageDetected,
     PalabraEvent,
     ServerError,
     SpeechChunk,
     Transcript,
+)
+from callbridge.palabra.failures import (
+    CONNECTION_ENDINGS,
+    Dropped,
+    ReconnectBudget,
+    classify,
+    close_code,
+    sole_leaf,
 )
 from callbridge.palabra.pacing import AudioBuffer, Pacer
 from callbridge.palabra.protocol import (
@@ -105,14 +111,6 @@ _LOG_EVERY = 50
 _SET_TASK_INTERVAL_S = 2.0
 
 
-class _Dropped(Exception):
-    """The current connection is gone or unusable; the supervisor may reconnect."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 @attrs.define
 class LinkStats:
     """Counters for logs and tests. ``audio_ms_sent`` includes silence."""
@@ -143,37 +141,6 @@ class LinkStats:
         return attrs.asdict(self)
 
 
-@attrs.define
-class _Budget:
-    """Reconnect budget over the link's life: attempts, and seconds spent without a ready task."""
-
-    attempts: int
-    seconds: float
-    used_attempts: int = 0
-    spent_s: float = 0.0
-    outage_since: float | None = None
-
-    def deadline(self) -> float:
-        if self.outage_since is None:
-            return math.inf
-        return self.outage_since + max(0.0, self.seconds - self.spent_s)
-
-    def lost(self, now: float) -> None:
-        if self.outage_since is None:
-            self.outage_since = now
-
-    def recovered(self, now: float) -> None:
-        if self.outage_since is not None:
-            self.spent_s += now - self.outage_since
-            self.outage_since = None
-
-    def used_s(self, now: float) -> float:
-        return self.spent_s + (0.0 if self.outage_since is None else now - self.outage_since)
-
-    def exhausted(self, now: float) -> bool:
-        return self.used_attempts >= self.attempts or self.used_s(now) >= self.seconds
-
-
 @attrs.define(eq=False)
 class _Connection:
     ws: WebSocketConnection
@@ -201,7 +168,7 @@ class PalabraLink:
     _connect: Connector
     _events_out: trio.MemorySendChannel[PalabraEvent]
     _buffer: AudioBuffer
-    _budget: _Budget
+    _budget: ReconnectBudget
     _chunk_samples: int
     _closing: trio.Event = attrs.Factory(trio.Event)
     _finished: trio.Event = attrs.Factory(trio.Event)
@@ -236,7 +203,7 @@ class PalabraLink:
             connect=connect,
             events_out=send,
             buffer=AudioBuffer(SAMPLE_RATE * palabra.input_buffer_ms // 1000),
-            budget=_Budget(palabra.reconnect_attempts, palabra.reconnect_budget_s),
+            budget=ReconnectBudget(palabra.reconnect_attempts, palabra.reconnect_budget_s),
             chunk_samples=SAMPLE_RATE * palabra.chunk_ms // 1000,
         )
 
@@ -328,7 +295,7 @@ class PalabraLink:
                 try:
                     await self._connection(attempt, task_status)
                     return
-                except _Dropped as exc:
+                except Dropped as exc:
                     reason = exc.reason
                 finally:
                     self._streaming = False
@@ -362,7 +329,7 @@ class PalabraLink:
     async def _connection(
         self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]
     ) -> None:
-        """One connection from endpoint to close; returns after a goodbye, raises ``_Dropped``
+        """One connection from endpoint to close; returns after a goodbye, raises ``Dropped``
         for anything worth a reconnect, and the fatal errors as themselves."""
         try:
             async with open_endpoint(self._config, self._http) as endpoint:
@@ -384,8 +351,8 @@ class PalabraLink:
                     await self._closing.wait()
                     await self._goodbye(conn)
                     nursery.cancel_scope.cancel()
-        except _CONNECTION_ENDINGS as exc:
-            mapped = _classify(exc)
+        except CONNECTION_ENDINGS as exc:
+            mapped = classify(exc)
             if mapped is exc:
                 raise
             raise mapped from None
@@ -409,7 +376,7 @@ class PalabraLink:
                         await conn.ws.send_message(encode_get_task())
         except trio.TooSlowError:
             msg = f"task not running after {palabra.ready_timeout_s} s"
-            raise _Dropped(msg) from None
+            raise Dropped(msg) from None
 
     def _on_ready(self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]) -> None:
         self._budget.recovered(trio.current_time())
@@ -511,7 +478,7 @@ class PalabraLink:
                     await conn.ws.ping()
             except trio.TooSlowError:
                 msg = f"no pong within {palabra.ping_timeout_s} s"
-                raise _Dropped(msg) from None
+                raise Dropped(msg) from None
 
     async def _read(self, conn: _Connection) -> None:
         while True:
@@ -521,8 +488,8 @@ class PalabraLink:
                 if self._closing.is_set():
                     conn.ended.set()
                     return
-                msg = f"connection closed ({_close_code(exc)})"
-                raise _Dropped(msg) from None
+                msg = f"connection closed ({close_code(exc)})"
+                raise Dropped(msg) from None
             settings = self.settings  # update_task may have changed it
             item = parse(
                 frame,
@@ -651,65 +618,6 @@ class PalabraLink:
             )
 
 
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    _Dropped,
-    ConnectionClosed,
-    HandshakeError,
-    OSError,
-    trio.BrokenResourceError,
-    PalabraUnavailable,
-)
-_CONNECTION_ENDINGS: tuple[type[BaseException], ...] = (BaseExceptionGroup, *_RETRYABLE)
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
-
-
-def _classify(exc: BaseException) -> BaseException:
-    """Map what ended a connection to what the supervisor acts on: a fatal Palabra error as
-    itself, a refused upgrade with an auth status as ``PalabraAuthError``, anything transient as
-    ``_Dropped``. Anything else (a bug, a cancellation) is returned unchanged and re-raised."""
-    leaves = list(_leaves(exc))
-    if any(isinstance(leaf, trio.Cancelled) for leaf in leaves):
-        return exc
-    for leaf in leaves:
-        if isinstance(leaf, PalabraAuthError | PalabraTaskRejected):
-            return leaf
-        if isinstance(leaf, ConnectionRejected) and leaf.status_code in AUTH_STATUSES:
-            msg = f"Palabra refused the WebSocket upgrade: HTTP {leaf.status_code}"
-            return PalabraAuthError(msg, status=leaf.status_code)
-    if leaves and all(isinstance(leaf, _RETRYABLE) for leaf in leaves):
-        return _Dropped("; ".join(_describe(leaf) for leaf in leaves))
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Dropped):
-        return exc.reason
-    if isinstance(exc, ConnectionClosed):
-        return f"connection closed ({_close_code(exc)})"
-    if isinstance(exc, ConnectionRejected):
-        return f"upgrade refused: HTTP {exc.status_code}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _close_code(exc: ConnectionClosed) -> str:
-    reason = exc.reason
-    if reason is None:
-        return "no close frame"
-    return f"{reason.code} {reason.reason or ''}".strip()
-
-
-def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    leaves = list(_leaves(group))
-    return leaves[0] if len(leaves) == 1 else None
-
-
 @asynccontextmanager
 async def open_palabra_link(
     config: Config,
@@ -742,7 +650,7 @@ async def open_palabra_link(
             finally:
                 await link._shutdown()
     except BaseExceptionGroup as group:
-        sole = _sole_leaf(group)
+        sole = sole_leaf(group)
         if sole is None:
             raise
         raise sole from None
