@@ -38,6 +38,22 @@ def toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
+# Arrays of tables ([[section.key]]) are empty by default; config.toml shows them as comments.
+TABLE_LIST_EXAMPLES = {
+    "operators.team": [
+        "[[operators.team]]",
+        'number = "+15550200001"',
+        'languages = ["es", "en"]',
+        'name = "Lucía"',
+    ],
+}
+
+
+def _is_table_list(hint: Any) -> bool:
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is list and len(args) == 1 and attrs.has(args[0])
+
+
 def emit(node: Any, name: str, out: list[str]) -> None:
     cls = type(node)
     hints = typing.get_type_hints(cls)
@@ -58,6 +74,10 @@ def emit(node: Any, name: str, out: list[str]) -> None:
             continue
         if value is None:
             out.append(f"# {field.name} = ...  # {doc} (unset by default)")
+            continue
+        if _is_table_list(hints[field.name]):
+            out.append(f"# {doc}. For example:")
+            out.extend(f"# {line}" for line in TABLE_LIST_EXAMPLES[f"{name}.{field.name}"])
             continue
         out.append(f"# {doc}")
         out.append(f"{field.name} = {toml_value(value)}")

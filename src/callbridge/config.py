@@ -31,6 +31,7 @@ import attrs
 
 from callbridge.errors import ConfigError
 from callbridge.roles import Direction
+from callbridge.routing.checks import language_problems
 
 __all__ = [
     "DIRECTION_MODES",
@@ -41,6 +42,7 @@ __all__ = [
     "LanguagesConfig",
     "LogConfig",
     "MediaConfig",
+    "OperatorEntry",
     "OperatorsConfig",
     "PalabraConfig",
     "PromptsConfig",
@@ -58,6 +60,27 @@ __all__ = [
 # with the translation as text only, or the original alone (no translator opened).
 DirectionMode = Literal["voice", "captions", "passthrough"]
 DIRECTION_MODES: tuple[DirectionMode, ...] = get_args(DirectionMode)
+
+# "For English press 1", each in its own language (languages.menu announces every option in the
+# language it selects). {digit} is replaced by the key.
+MENU_OPTION_PROMPTS: dict[str, str] = {
+    "en": "For English, press {digit}.",
+    "es": "Para español, oprima {digit}.",
+    "fr": "Pour le français, appuyez sur {digit}.",
+    "de": "Für Deutsch drücken Sie die {digit}.",
+    "it": "Per l'italiano, premere {digit}.",
+    "pt": "Para português, pressione {digit}.",
+    "ru": "Для русского языка нажмите {digit}.",
+    "uk": "Для української мови натисніть {digit}.",
+    "pl": "Aby wybrać język polski, naciśnij {digit}.",
+    "nl": "Voor Nederlands, druk op {digit}.",
+    "tr": "Türkçe için {digit} tuşuna basın.",
+    "ar": "للعربية، اضغط {digit}.",
+    "hi": "हिंदी के लिए {digit} दबाएँ।",
+    "zh": "普通话请按{digit}。",
+    "ja": "日本語は{digit}を押してください。",
+    "ko": "한국어는 {digit}번을 누르세요.",
+}
 
 
 @attrs.frozen(repr=False)
@@ -136,9 +159,23 @@ class TwilioConfig:
 
 
 @attrs.frozen
+class OperatorEntry:
+    """One ``[[operators.team]]`` entry: an operator line and the languages its person speaks
+    (the first is the one translated to when they do not speak the caller's)."""
+
+    number: str = _field("", "operator number, E.164 (+15551234567), sip: or client:")
+    languages: list[str] = _field([], "languages this operator speaks, first = main")
+    name: str = _field("", "shown on the transcript page (optional)")
+
+
+@attrs.frozen
 class OperatorsConfig:
     numbers: list[str] = _field(
         [], "operator phone numbers, E.164 (seed: OPERATOR_NUMBER)", env="OPERATOR_NUMBER"
+    )
+    team: list[OperatorEntry] = _field(
+        [],
+        "operators with their languages: [[operators.team]] number, languages, name (file only)",
     )
     ring_timeout_s: int = _field(25, "how long an operator's phone rings", range=(5, 600))
     max_attempts: int = _field(
@@ -156,6 +193,17 @@ class LanguagesConfig:
     )
     caller_detectable: list[str] = _field([], "languages to detect when caller = auto")
     operator_detectable: list[str] = _field([], "languages to detect when operator = auto")
+    by_prefix: dict[str, str] = _field(
+        {}, 'caller\'s language by number prefix, e.g. "+7" = "ru"; longest prefix wins'
+    )
+    menu: list[str] = _field(
+        [], "keypad menu: press 1 for the first language, 2 for the second... (empty: no menu)"
+    )
+    menu_timeout_s: int = _field(
+        5,
+        "seconds the menu waits for a key after its prompts, each of its two rounds",
+        range=(1, 30),
+    )
 
 
 @attrs.frozen
@@ -163,6 +211,10 @@ class DirectionOverrides:
     """Per-direction Palabra settings; ``None`` means "use the [palabra] value"."""
 
     voice_id: str | None = _field(None, "TTS voice for this direction")
+    voice_cloning: bool | None = _field(None, "speak the translation in the speaker's own voice")
+    voice_timbre_detection: bool | None = _field(
+        None, "pick a high or low voice by the speaker's timbre"
+    )
     segment_confirmation_silence_threshold: float | None = _field(
         None, "silence (s) that ends an utterance", range=(0.3, 5.0)
     )
@@ -190,6 +242,16 @@ class PalabraConfig:
     )
     chunk_ms: int = _field(320, "audio per input_audio_data message", range=(20, 1000))
     voice_id: str = _field("default_low", "TTS voice")
+    voice_cloning: bool = _field(False, "speak the translation in the speaker's own voice")
+    voice_timbre_detection: bool = _field(
+        False, "pick a high or low voice by the speaker's timbre (the lists below)"
+    )
+    high_timbre_voices: list[str] = _field(
+        ["default_high"], "voices for high-timbre speakers (timbre detection)"
+    )
+    low_timbre_voices: list[str] = _field(
+        ["default_low"], "voices for low-timbre speakers (timbre detection)"
+    )
     segment_confirmation_silence_threshold: float = _field(
         0.7, "silence (s) that ends an utterance", range=(0.3, 5.0)
     )
@@ -293,6 +355,13 @@ class PromptsConfig:
     operator_intro: dict[str, str] = _field(
         {"en": "Connecting a translated call.", "es": "Conectando una llamada traducida."},
         "said to the operator on answer, by operator language",
+    )
+    menu_option: dict[str, str] = _field(
+        dict(MENU_OPTION_PROMPTS),
+        "one keypad menu option, in its own language; {digit} is the key to press",
+    )
+    voices: dict[str, str] = _field(
+        {}, 'Twilio <Say> voice by language, e.g. es = "Polly.Lupe" (unset: the console\'s)'
     )
 
 
@@ -425,10 +494,38 @@ def _build(
                 hint, data.get(field.name, {}), dotted + ".", environ, problems
             )
             continue
+        item_cls = _table_list_item(hint)
+        if item_cls is not None:
+            if field.name in data or _env_name(dotted) in environ:
+                kwargs[field.name] = _build_table_list(
+                    item_cls, data.get(field.name), dotted, environ, problems
+                )
+            continue
         value = _field_value(field, hint, dotted, data, environ, problems)
         if value is not _MISSING:
             kwargs[field.name] = value
     return cls(**kwargs)
+
+
+def _table_list_item(hint: Any) -> type[Any] | None:
+    """``OperatorEntry`` for ``list[OperatorEntry]`` (a TOML array of tables), else ``None``."""
+    if get_origin(hint) is list:
+        (item,) = get_args(hint)
+        if attrs.has(item):
+            return typing.cast("type[Any]", item)
+    return None
+
+
+def _build_table_list(
+    cls: type[Any], data: Any, dotted: str, environ: Mapping[str, str], problems: list[str]
+) -> list[Any]:
+    if _env_name(dotted) in environ:
+        problems.append(f"{dotted}: cannot come from the environment; use [[{dotted}]] in the file")
+        return []
+    if not isinstance(data, list):
+        problems.append(f"{dotted}: must be an array of tables ([[{dotted}]]), got {_show(data)}")
+        return []
+    return [_build(cls, item, f"{dotted}[{i}].", {}, problems) for i, item in enumerate(data)]
 
 
 class _Missing:
@@ -609,6 +706,7 @@ def _cross_checks(config: Config) -> list[str]:
     for number in config.operators.numbers:
         if not number.startswith(("+", "sip:", "client:")):
             problems.append(f"operators.numbers: must be E.164 (+15551234567), got {number!r}")
+    problems.extend(language_problems(config))
     return problems
 
 
@@ -652,7 +750,7 @@ def missing_credentials(config: Config) -> list[str]:
         problems.append("twilio.auth_token: required (set TWILIO_AUTH_TOKEN)")
     if not twilio.number:
         problems.append("twilio.number: required (set TWILIO_NUMBER)")
-    if not config.operators.numbers:
+    if not config.operators.numbers and not config.operators.team:
         problems.append(
             "operators.numbers: required (set OPERATOR_NUMBER or list them in config.toml)"
         )
@@ -672,6 +770,8 @@ def config_as_dict(config: Config) -> dict[str, Any]:
             return "***" if node else None
         if attrs.has(type(node)):
             return {f.name: convert(getattr(node, f.name)) for f in attrs.fields(type(node))}
+        if isinstance(node, list):  # an array of tables ([[operators.team]]) holds attrs values
+            return [convert(item) for item in node]
         return node
 
     result: dict[str, Any] = convert(config)

@@ -76,7 +76,7 @@ class CallRecord:
     id: str
     caller_sid: str
     caller_number: str
-    caller_language: str
+    caller_language: str  # "auto" until Palabra detected it
     operator_language: str
     operator_sid: str | None = None
     operator_number: str | None = None
@@ -85,6 +85,20 @@ class CallRecord:
     answered_at: float | None = None
     ended_at: float | None = None
     end_reason: EndReason | None = None
+    # How each language was chosen: prefix, menu, detected, default, operator_speaks
+    # (callbridge.routing.LanguageSource). Operator "operator_speaks" = bridged untranslated.
+    caller_language_source: str = attrs.field(default="default", converter=str)
+    operator_language_source: str = attrs.field(default="default", converter=str)
+
+    def set_caller_language(self, language: str, source: str) -> None:
+        """The caller's language became known or changed (detected, or ``*digit`` mid-call)."""
+        self.caller_language = language
+        self.caller_language_source = source
+
+    def set_operator_language(self, language: str, source: str) -> None:
+        """The operator's language for this call (a ``BridgePlan``'s)."""
+        self.operator_language = language
+        self.operator_language_source = source
 
     def snapshot(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -47,6 +47,8 @@ class FakeConnection:
     ws: WebSocketConnection
     opened_at: float
     tasks: list[dict[str, Any]] = attrs.Factory(list)
+    task_times: list[float] = attrs.Factory(list)  # when each accepted set_task arrived
+    audio_at_task: list[int] = attrs.Factory(list)  # audio samples received before each task
     received: list[str] = attrs.Factory(list)  # message types, in order
     ready: bool = False
     get_task_count: int = 0
@@ -256,6 +258,16 @@ class FakePalabra:
             await self._error(conn, "VALIDATION_ERROR", problem)
             return
         conn.tasks.append(task)
+        conn.task_times.append(trio.current_time())
+        conn.audio_at_task.append(conn.audio_samples)
+        if conn.ready:  # an update of the running task: applied at once (current protocol)
+            if self.acknowledge:
+                event = "unchanged" if task == conn.tasks[-2] else "updated"
+                await conn.send(
+                    "task_status",
+                    {"command": "set_task", "event": event, "task_status": "running"},
+                )
+            return
         nursery.start_soon(self._become_ready, conn)
 
     def _validate(self, task: dict[str, Any]) -> str | None:

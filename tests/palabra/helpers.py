@@ -14,7 +14,7 @@ from callbridge.config import (
     PalabraConfig,
     Secret,
 )
-from callbridge.palabra import PalabraLink, open_palabra_link
+from callbridge.palabra import PalabraLink, TaskSettings, open_palabra_link
 from callbridge.roles import Direction
 from tests.palabra.fake_server import FakePalabra
 
@@ -49,11 +49,17 @@ def make_config(
 
 @asynccontextmanager
 async def open_link(
-    fake: FakePalabra, config: Config, direction: Direction = Direction.CALLER_TO_OPERATOR
+    fake: FakePalabra,
+    config: Config,
+    direction: Direction = Direction.CALLER_TO_OPERATOR,
+    *,
+    settings: TaskSettings | None = None,
 ) -> AsyncIterator[PalabraLink]:
     async with (
         httpx.AsyncClient(transport=fake.transport()) as http,
-        open_palabra_link(config, direction, http, connect=fake.connector()) as link,
+        open_palabra_link(
+            config, direction, http, connect=fake.connector(), settings=settings
+        ) as link,
     ):
         yield link
 

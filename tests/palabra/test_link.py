@@ -11,6 +11,7 @@ import trio
 from callbridge.config import DirectionOverrides, MediaConfig
 from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
 from callbridge.palabra import (
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -245,8 +246,10 @@ class TestEvents:
                 await fake.connections[0].send_transcript(
                     "validated_transcription", "t", "hallo", "de"
                 )
+                detected = await link.events.receive()
                 event = await link.events.receive()
         assert isinstance(event, Transcript) and event.language == "de"
+        assert detected == LanguageDetected("de", "t", event.received_at)
 
     async def test_events_channel_ends_with_the_link(self, autojump_clock: Any) -> None:
         fake = FakePalabra()

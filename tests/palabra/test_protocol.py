@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
+import attrs
 import numpy as np
 import orjson
 import pytest
@@ -15,7 +17,15 @@ from callbridge.config import (
     MediaConfig,
     PalabraConfig,
 )
-from callbridge.palabra import ServerError, ServerWarning, SpeechChunk, Transcript, build_set_task
+from callbridge.palabra import (
+    LanguageDetected,
+    ServerError,
+    ServerWarning,
+    SpeechChunk,
+    TaskSettings,
+    Transcript,
+    build_set_task,
+)
 from callbridge.palabra.protocol import (
     CurrentTask,
     EndOfStream,
@@ -23,6 +33,7 @@ from callbridge.palabra.protocol import (
     Malformed,
     TaskStatus,
     Unknown,
+    detected_language,
     encode_end_task,
     encode_input_audio,
     parse,
@@ -232,3 +243,105 @@ class TestParse:
         assert result.size == len(raw)
         assert reason in result.reason
         assert result.as_error().code == "MALFORMED_MESSAGE"
+
+
+class TestCallLanguagesAndVoices:
+    def test_call_languages_replace_the_configured_pair(self) -> None:
+        config = Config()
+        c2o = build_set_task_for(config, C2O, caller_language="ru", operator_language="de")
+        o2c = build_set_task_for(
+            config, Direction.OPERATOR_TO_CALLER, caller_language="ru", operator_language="de"
+        )
+        assert c2o["pipeline"]["transcription"]["source_language"] == "ru"
+        assert c2o["pipeline"]["translations"][0]["target_language"] == "de"
+        assert o2c["pipeline"]["transcription"]["source_language"] == "de"
+        assert o2c["pipeline"]["translations"][0]["target_language"] == "ru"
+
+    def test_auto_caller_keeps_the_detectable_list(self) -> None:
+        config = Config(languages=LanguagesConfig(caller_detectable=["en", "ru"]))
+        task = build_set_task_for(config, C2O, caller_language="auto", operator_language="es")
+        assert task["pipeline"]["transcription"]["detectable_languages"] == ["en", "ru"]
+        back = build_set_task_for(
+            config, Direction.OPERATOR_TO_CALLER, caller_language="auto", operator_language="es"
+        )
+        assert back["pipeline"]["translations"][0]["target_language"] == "en"
+
+    def test_voice_options_per_direction(self) -> None:
+        """Cloning for the caller's voice, timbre detection for the operator's, as the
+        protocol reference §3.8 spells them."""
+        config = Config(
+            palabra=PalabraConfig(
+                high_timbre_voices=["hi_1", "hi_2"],
+                low_timbre_voices=["lo_1"],
+                caller_to_operator=DirectionOverrides(voice_cloning=True),
+                operator_to_caller=DirectionOverrides(voice_timbre_detection=True, voice_id="v2"),
+            )
+        )
+        c2o = build_set_task(config, C2O)["pipeline"]["translations"][0]
+        o2c = build_set_task(config, Direction.OPERATOR_TO_CALLER)["pipeline"]["translations"][0]
+        assert c2o["speech_generation"] == {"voice_id": "default_low", "voice_cloning": True}
+        assert o2c["speech_generation"] == {
+            "voice_id": "v2",
+            "voice_timbre_detection": {
+                "enabled": True,
+                "high_timbre_voices": ["hi_1", "hi_2"],
+                "low_timbre_voices": ["lo_1"],
+            },
+        }
+
+    def test_direction_may_turn_off_what_palabra_section_turns_on(self) -> None:
+        config = Config(
+            palabra=PalabraConfig(
+                voice_cloning=True,
+                operator_to_caller=DirectionOverrides(voice_cloning=False),
+            )
+        )
+        o2c = build_set_task(config, Direction.OPERATOR_TO_CALLER)["pipeline"]["translations"][0]
+        assert o2c["speech_generation"] == {"voice_id": "default_low"}
+
+    def test_with_languages_changes_only_the_pair(self) -> None:
+        settings = TaskSettings.resolve(Config(), C2O)
+        switched = settings.with_languages("ru", "es")
+        assert (switched.source_language, switched.target_language) == ("ru", "es")
+        assert switched.detectable_languages == ()
+        assert attrs.evolve(switched, source_language="en") == settings
+        auto = settings.with_languages("auto", "es", ("en", "ru"))
+        assert auto.detectable_languages == ("en", "ru")
+
+
+class TestDetectedLanguage:
+    def settings(self, source: str) -> TaskSettings:
+        return TaskSettings.resolve(Config(languages=LanguagesConfig(caller=source)), C2O)
+
+    @pytest.mark.parametrize("kind", ["partial", "final"])
+    def test_source_transcript_of_an_auto_task_tells_the_language(self, kind: str) -> None:
+        transcript = Transcript(kind, "t1", "привет", "RU", 5.0)  # type: ignore[arg-type]
+        assert detected_language(self.settings("auto"), transcript) == LanguageDetected(
+            "ru", "t1", 5.0
+        )
+
+    @pytest.mark.parametrize(
+        ("source", "kind", "language"),
+        [
+            ("en", "partial", "en"),
+            ("auto", "translation", "es"),
+            ("auto", "partial_translation", "es"),
+            ("auto", "final", ""),
+            ("auto", "final", "auto"),
+        ],
+    )
+    def test_nothing_detected(self, source: str, kind: str, language: str) -> None:
+        transcript = Transcript(kind, "t1", "x", language, 5.0)  # type: ignore[arg-type]
+        assert detected_language(self.settings(source), transcript) is None
+
+    def test_a_frame_without_language_in_an_auto_task_is_no_detection(self) -> None:
+        body = {"transcription": {"transcription_id": "t", "text": "x"}}
+        item = parse(frame("partial_transcription", body), received_at=1.0, source_language="auto")
+        assert isinstance(item, Transcript)
+        assert detected_language(self.settings("auto"), item) is None
+
+
+def build_set_task_for(config: Config, direction: Direction, **languages: str) -> dict[str, Any]:
+    from callbridge.palabra.protocol import task_data
+
+    return task_data(TaskSettings.resolve(config, direction, **languages))

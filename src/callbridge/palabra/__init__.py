@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from callbridge.palabra.events import (
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -25,6 +26,7 @@ from callbridge.palabra.protocol import SAMPLE_RATE, TaskSettings, build_set_tas
 __all__ = [
     "SAMPLE_RATE",
     "Connector",
+    "LanguageDetected",
     "LinkStats",
     "PalabraEvent",
     "PalabraLink",

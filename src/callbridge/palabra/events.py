@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from callbridge.audio import PALABRA_RATE
 
 __all__ = [
+    "LanguageDetected",
     "PalabraEvent",
     "ServerError",
     "ServerWarning",
@@ -76,4 +77,15 @@ class ServerError:
     desc: str
 
 
-PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError
+@attrs.frozen
+class LanguageDetected:
+    """The speaker's language as Palabra detected it (the task's source was ``auto``): sent once
+    when it first becomes known and again whenever it changes, before the transcript that showed
+    it. ``language`` is Palabra's code (``ru``); ``received_at`` is ``time.time()``."""
+
+    language: str
+    transcription_id: str
+    received_at: float
+
+
+PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError | LanguageDetected

@@ -2,7 +2,8 @@
 
 ``open_palabra_link(config, direction, http)`` connects (API key or legacy session), sends
 ``set_task``, waits until the task runs, and yields a ``PalabraLink``: ``feed()`` 24 kHz PCM in,
-``events`` (transcripts, translated speech, warnings, errors) out.
+``events`` (transcripts, translated speech, detected languages, warnings, errors) out, and
+``update_task()`` to change the running task (a caller who switched language) without dropping it.
 
 Inside, one supervisor task owns the connection and, per connection, a nursery of three tasks:
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -44,16 +45,28 @@ import trio
 from numpy.typing import NDArray
 from trio_websocket import (
     ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
     WebSocketConnection,
 )
 
 from callbridge.config import Config
-from callbridge.errors import PalabraAuthError, PalabraTaskRejected, PalabraUnavailable
+from callbridge.errors import PalabraTaskRejected, PalabraUnavailable
 from callbridge.log import get_logger
-from callbridge.palabra.auth import AUTH_STATUSES, open_endpoint
-from callbridge.palabra.events import PalabraEvent, ServerError, SpeechChunk, Transcript
+from callbridge.palabra.auth import open_endpoint
+from callbridge.palabra.events import (
+    LanguageDetected,
+    PalabraEvent,
+    ServerError,
+    SpeechChunk,
+    Transcript,
+)
+from callbridge.palabra.failures import (
+    CONNECTION_ENDINGS,
+    Dropped,
+    ReconnectBudget,
+    classify,
+    close_code,
+    sole_leaf,
+)
 from callbridge.palabra.pacing import AudioBuffer, Pacer
 from callbridge.palabra.protocol import (
     SAMPLE_RATE,
@@ -65,6 +78,7 @@ from callbridge.palabra.protocol import (
     TaskSettings,
     TaskStatus,
     Unknown,
+    detected_language,
     encode_end_task,
     encode_get_task,
     encode_input_audio,
@@ -92,14 +106,9 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 4.0
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY = 50
-
-
-class _Dropped(Exception):
-    """The current connection is gone or unusable; the supervisor may reconnect."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+# Palabra accepts one set_task per 2 s (docs.palabra.ai /docs/streaming_api/management); an
+# update sent sooner would be refused with an error, so it waits for its turn instead.
+_SET_TASK_INTERVAL_S = 2.0
 
 
 @attrs.define
@@ -125,40 +134,11 @@ class LinkStats:
     reconnects: int = 0
     ready_polls: int = 0
     eos_received: int = 0
+    task_updates: int = 0
+    languages_detected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
-
-
-@attrs.define
-class _Budget:
-    """Reconnect budget over the link's life: attempts, and seconds spent without a ready task."""
-
-    attempts: int
-    seconds: float
-    used_attempts: int = 0
-    spent_s: float = 0.0
-    outage_since: float | None = None
-
-    def deadline(self) -> float:
-        if self.outage_since is None:
-            return math.inf
-        return self.outage_since + max(0.0, self.seconds - self.spent_s)
-
-    def lost(self, now: float) -> None:
-        if self.outage_since is None:
-            self.outage_since = now
-
-    def recovered(self, now: float) -> None:
-        if self.outage_since is not None:
-            self.spent_s += now - self.outage_since
-            self.outage_since = None
-
-    def used_s(self, now: float) -> float:
-        return self.spent_s + (0.0 if self.outage_since is None else now - self.outage_since)
-
-    def exhausted(self, now: float) -> bool:
-        return self.used_attempts >= self.attempts or self.used_s(now) >= self.seconds
 
 
 @attrs.define(eq=False)
@@ -188,7 +168,7 @@ class PalabraLink:
     _connect: Connector
     _events_out: trio.MemorySendChannel[PalabraEvent]
     _buffer: AudioBuffer
-    _budget: _Budget
+    _budget: ReconnectBudget
     _chunk_samples: int
     _closing: trio.Event = attrs.Factory(trio.Event)
     _finished: trio.Event = attrs.Factory(trio.Event)
@@ -197,16 +177,25 @@ class PalabraLink:
     _scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     _started: bool = False
     _streaming: bool = False
+    _conn: _Connection | None = None
+    _set_task_at: float = -math.inf
+    _update_lock: trio.Lock = attrs.Factory(trio.Lock)
+    _detected: str | None = None
 
     @classmethod
     def create(
-        cls, config: Config, direction: Direction, http: httpx.AsyncClient, connect: Connector
+        cls,
+        config: Config,
+        direction: Direction,
+        http: httpx.AsyncClient,
+        connect: Connector,
+        settings: TaskSettings | None = None,
     ) -> PalabraLink:
         palabra = config.palabra
         send, receive = trio.open_memory_channel[PalabraEvent](_EVENTS_QUEUE)
         return cls(
             direction=direction,
-            settings=TaskSettings.resolve(config, direction),
+            settings=settings or TaskSettings.resolve(config, direction),
             events=receive,
             stats=LinkStats(),
             config=config,
@@ -214,7 +203,7 @@ class PalabraLink:
             connect=connect,
             events_out=send,
             buffer=AudioBuffer(SAMPLE_RATE * palabra.input_buffer_ms // 1000),
-            budget=_Budget(palabra.reconnect_attempts, palabra.reconnect_budget_s),
+            budget=ReconnectBudget(palabra.reconnect_attempts, palabra.reconnect_budget_s),
             chunk_samples=SAMPLE_RATE * palabra.chunk_ms // 1000,
         )
 
@@ -244,6 +233,51 @@ class PalabraLink:
     def buffered_ms(self) -> float:
         return len(self._buffer) * 1000 / SAMPLE_RATE
 
+    # --- task changes -------------------------------------------------------------------------
+
+    async def update_task(self, settings: TaskSettings) -> None:
+        """Run ``settings`` from now on without dropping the link: e.g. the caller pressed ``*3``
+        and speaks another language (``settings.with_languages(...)``).
+
+        Sends ``set_task`` again on the live connection, which Palabra applies "without
+        interrupting the stream" (reference §3.2) and acknowledges with ``task_status`` event
+        ``updated`` (or ``unchanged``). Audio fed meanwhile keeps flowing. Waits, if needed,
+        until 2 s after the previous ``set_task`` (Palabra's rate limit). While the link is
+        reconnecting the new settings simply become the task the next connection sends.
+
+        Error handling: a connection that drops during the send is left to the reconnect, which
+        sends the new task; a task Palabra refuses arrives as a ``ServerError`` event
+        (``VALIDATION_ERROR``) and the previous task keeps running. ``trio.ClosedResourceError``
+        once the link is closing.
+        """
+        if self._closing.is_set():
+            msg = f"Palabra link {self.direction.value} is closing"
+            raise trio.ClosedResourceError(msg)
+        async with self._update_lock:
+            self.settings = settings
+            self._detected = None
+            conn = self._conn
+            if conn is None or not conn.ready.is_set():
+                return  # (re)connecting: _await_ready sends self.settings
+            await trio.sleep_until(self._set_task_at + _SET_TASK_INTERVAL_S)
+            if conn is not self._conn or self._closing.is_set():
+                return
+            try:
+                await self._send_set_task(conn)
+            except ConnectionClosed:
+                return  # the reconnect sends the new task
+            self.stats.task_updates += 1
+            log.info(
+                "palabra_task_update_sent",
+                direction=self.direction.value,
+                source=settings.source_language,
+                target=settings.target_language,
+            )
+
+    async def _send_set_task(self, conn: _Connection) -> None:
+        self._set_task_at = trio.current_time()
+        await conn.ws.send_message(encode_set_task(task_data(self.settings)))
+
     # --- supervisor ---------------------------------------------------------------------------
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -261,7 +295,7 @@ class PalabraLink:
                 try:
                     await self._connection(attempt, task_status)
                     return
-                except _Dropped as exc:
+                except Dropped as exc:
                     reason = exc.reason
                 finally:
                     self._streaming = False
@@ -295,7 +329,7 @@ class PalabraLink:
     async def _connection(
         self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]
     ) -> None:
-        """One connection from endpoint to close; returns after a goodbye, raises ``_Dropped``
+        """One connection from endpoint to close; returns after a goodbye, raises ``Dropped``
         for anything worth a reconnect, and the fatal errors as themselves."""
         try:
             async with open_endpoint(self._config, self._http) as endpoint:
@@ -307,7 +341,8 @@ class PalabraLink:
                 )
                 async with self._connect(endpoint.url) as ws, trio.open_nursery() as nursery:
                     self.stats.connects += 1
-                    conn = _Connection(ws)
+                    conn = self._conn = _Connection(ws)
+                    self._set_task_at = -math.inf  # the rate limit counts per connection
                     nursery.start_soon(self._read, conn)
                     await self._await_ready(conn)
                     self._on_ready(attempt, task_status)
@@ -316,11 +351,13 @@ class PalabraLink:
                     await self._closing.wait()
                     await self._goodbye(conn)
                     nursery.cancel_scope.cancel()
-        except _CONNECTION_ENDINGS as exc:
-            mapped = _classify(exc)
+        except CONNECTION_ENDINGS as exc:
+            mapped = classify(exc)
             if mapped is exc:
                 raise
             raise mapped from None
+        finally:
+            self._conn = None
 
     async def _await_ready(self, conn: _Connection) -> None:
         """``set_task``, then wait for the acknowledgement; when none comes within
@@ -328,7 +365,9 @@ class PalabraLink:
         palabra = self._config.palabra
         try:
             with trio.fail_after(palabra.ready_timeout_s):
-                await conn.ws.send_message(encode_set_task(task_data(self.settings)))
+                async with self._update_lock:  # an update_task racing the connect waits
+                    await trio.sleep_until(self._set_task_at + _SET_TASK_INTERVAL_S)
+                    await self._send_set_task(conn)
                 while not conn.ready.is_set():
                     with trio.move_on_after(palabra.ready_poll_interval_s):
                         await conn.ready.wait()
@@ -337,7 +376,7 @@ class PalabraLink:
                         await conn.ws.send_message(encode_get_task())
         except trio.TooSlowError:
             msg = f"task not running after {palabra.ready_timeout_s} s"
-            raise _Dropped(msg) from None
+            raise Dropped(msg) from None
 
     def _on_ready(self, attempt: trio.CancelScope, task_status: trio.TaskStatus[None]) -> None:
         self._budget.recovered(trio.current_time())
@@ -439,10 +478,9 @@ class PalabraLink:
                     await conn.ws.ping()
             except trio.TooSlowError:
                 msg = f"no pong within {palabra.ping_timeout_s} s"
-                raise _Dropped(msg) from None
+                raise Dropped(msg) from None
 
     async def _read(self, conn: _Connection) -> None:
-        settings = self.settings
         while True:
             try:
                 frame = await conn.ws.get_message()
@@ -450,8 +488,9 @@ class PalabraLink:
                 if self._closing.is_set():
                     conn.ended.set()
                     return
-                msg = f"connection closed ({_close_code(exc)})"
-                raise _Dropped(msg) from None
+                msg = f"connection closed ({close_code(exc)})"
+                raise Dropped(msg) from None
+            settings = self.settings  # update_task may have changed it
             item = parse(
                 frame,
                 received_at=time.time(),
@@ -483,13 +522,32 @@ class PalabraLink:
             )
             await self._emit(item.as_error())
         else:
+            if isinstance(item, Transcript):
+                await self._on_transcript(item)
             await self._emit(item)
+
+    async def _on_transcript(self, transcript: Transcript) -> None:
+        """With an ``auto`` source, announce the detected language once, and again on a change,
+        before the transcript that shows it."""
+        detected = detected_language(self.settings, transcript)
+        if detected is None or detected.language == self._detected:
+            return
+        self._detected = detected.language
+        self.stats.languages_detected += 1
+        log.info(
+            "palabra_language_detected", direction=self.direction.value, language=detected.language
+        )
+        await self._emit(detected)
 
     def _on_status(self, item: TaskStatus | CurrentTask, conn: _Connection) -> None:
         if isinstance(item, TaskStatus) and item.command != "set_task":
             log.info(
-                "palabra_task_status", command=item.command, event=item.event, status=item.status
+                "palabra_task_status", command=item.command, ack=item.event, status=item.status
             )
+            return
+        if isinstance(item, TaskStatus) and conn.ready.is_set():
+            # The answer to update_task: updated, unchanged (or resumed).
+            log.info("palabra_task_updated", direction=self.direction.value, ack=item.event)
             return
         if item.status == "running":
             conn.ready.set()
@@ -526,7 +584,7 @@ class PalabraLink:
             stats.transcripts += 1
         elif isinstance(event, SpeechChunk):
             stats.speech_chunks += 1
-        elif not isinstance(event, ServerError):
+        elif not isinstance(event, ServerError | LanguageDetected):
             stats.warnings += 1
         try:
             self._events_out.send_nowait(event)
@@ -560,65 +618,6 @@ class PalabraLink:
             )
 
 
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    _Dropped,
-    ConnectionClosed,
-    HandshakeError,
-    OSError,
-    trio.BrokenResourceError,
-    PalabraUnavailable,
-)
-_CONNECTION_ENDINGS: tuple[type[BaseException], ...] = (BaseExceptionGroup, *_RETRYABLE)
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
-
-
-def _classify(exc: BaseException) -> BaseException:
-    """Map what ended a connection to what the supervisor acts on: a fatal Palabra error as
-    itself, a refused upgrade with an auth status as ``PalabraAuthError``, anything transient as
-    ``_Dropped``. Anything else (a bug, a cancellation) is returned unchanged and re-raised."""
-    leaves = list(_leaves(exc))
-    if any(isinstance(leaf, trio.Cancelled) for leaf in leaves):
-        return exc
-    for leaf in leaves:
-        if isinstance(leaf, PalabraAuthError | PalabraTaskRejected):
-            return leaf
-        if isinstance(leaf, ConnectionRejected) and leaf.status_code in AUTH_STATUSES:
-            msg = f"Palabra refused the WebSocket upgrade: HTTP {leaf.status_code}"
-            return PalabraAuthError(msg, status=leaf.status_code)
-    if leaves and all(isinstance(leaf, _RETRYABLE) for leaf in leaves):
-        return _Dropped("; ".join(_describe(leaf) for leaf in leaves))
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Dropped):
-        return exc.reason
-    if isinstance(exc, ConnectionClosed):
-        return f"connection closed ({_close_code(exc)})"
-    if isinstance(exc, ConnectionRejected):
-        return f"upgrade refused: HTTP {exc.status_code}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _close_code(exc: ConnectionClosed) -> str:
-    reason = exc.reason
-    if reason is None:
-        return "no close frame"
-    return f"{reason.code} {reason.reason or ''}".strip()
-
-
-def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    leaves = list(_leaves(group))
-    return leaves[0] if len(leaves) == 1 else None
-
-
 @asynccontextmanager
 async def open_palabra_link(
     config: Config,
@@ -626,10 +625,13 @@ async def open_palabra_link(
     http: httpx.AsyncClient,
     *,
     connect: Connector | None = None,
+    settings: TaskSettings | None = None,
 ) -> AsyncIterator[PalabraLink]:
     """Connect, send ``set_task`` for ``direction``, wait until the task runs, and yield the link
     (see the module docstring for resource and error handling). ``connect`` replaces the
     WebSocket opener (tests); the default is trio-websocket's ``open_websocket_url``.
+    ``settings`` is this call's task (its languages: ``TaskSettings.resolve(config, direction,
+    caller_language=..., operator_language=...)``); the default resolves ``config`` alone.
 
     Speech output follows ``config.media.<direction>``: ``captions`` asks for text only
     (``output_stream: null``); ``passthrough`` directions need no link and are refused."""
@@ -637,7 +639,9 @@ async def open_palabra_link(
     if mode == "passthrough":
         msg = f"{direction.value} is passthrough: it needs no Palabra link"
         raise ValueError(msg)
-    link = PalabraLink.create(config, direction, http, connect or websocket_connector(config))
+    link = PalabraLink.create(
+        config, direction, http, connect or websocket_connector(config), settings
+    )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(link._run)
@@ -646,7 +650,7 @@ async def open_palabra_link(
             finally:
                 await link._shutdown()
     except BaseExceptionGroup as group:
-        sole = _sole_leaf(group)
+        sole = sole_leaf(group)
         if sole is None:
             raise
         raise sole from None

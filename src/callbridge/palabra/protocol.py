@@ -2,8 +2,8 @@
 
 Pure functions only (no clock, no sockets), so every wire shape is testable on its own:
 
-- ``TaskSettings.resolve(config, direction)``: the effective per-direction settings;
-- ``build_set_task(config, direction)``: the ``set_task`` ``data`` object;
+- ``TaskSettings``, ``build_set_task``, ``task_data``: the ``set_task`` task (``palabra.task``,
+  re-exported here);
 - ``encode_*``: client messages as JSON text (orjson);
 - ``parse(frame, ...)``: one server frame into a typed value (a ``PalabraEvent`` for the consumer,
   or a control value the link acts on). ``parse`` never raises on bad input: a frame it cannot
@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import attrs
 import numpy as np
 import orjson
 
-from callbridge.audio import PALABRA_RATE
-from callbridge.config import Config, DirectionOverrides
 from callbridge.palabra.events import (
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -33,7 +32,7 @@ from callbridge.palabra.events import (
     Transcript,
     TranscriptKind,
 )
-from callbridge.roles import Direction, Role
+from callbridge.palabra.task import AUTO, SAMPLE_RATE, TaskSettings, build_set_task, task_data
 
 __all__ = [
     "SAMPLE_RATE",
@@ -46,17 +45,15 @@ __all__ = [
     "TaskStatus",
     "Unknown",
     "build_set_task",
+    "detected_language",
     "encode_end_task",
     "encode_get_task",
     "encode_input_audio",
     "encode_set_task",
     "parse",
+    "task_data",
 ]
 
-_T = TypeVar("_T")
-
-# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz.
-SAMPLE_RATE: Final = PALABRA_RATE
 
 _TRANSCRIPT_KINDS: dict[str, TranscriptKind] = {
     "partial_transcription": "partial",
@@ -64,133 +61,6 @@ _TRANSCRIPT_KINDS: dict[str, TranscriptKind] = {
     "partial_translated_transcription": "translation_partial",
     "translated_transcription": "translation",
 }
-# The server's default list (reference §3.8); partial translations are opt-in.
-_BASE_MESSAGE_TYPES = (
-    "partial_transcription",
-    "validated_transcription",
-    "translated_transcription",
-)
-
-
-@attrs.frozen
-class TaskSettings:
-    """Everything ``set_task`` needs for one direction, per-direction overrides applied."""
-
-    source_language: str
-    detectable_languages: tuple[str, ...]
-    target_language: str
-    speech: bool
-    voice_id: str
-    silence_threshold_s: float
-    translate_partials: bool
-    desired_queue_level_ms: int
-    max_queue_level_ms: int
-    auto_tempo: bool
-    min_tempo: float
-    max_tempo: float
-
-    @classmethod
-    def resolve(cls, config: Config, direction: Direction) -> TaskSettings:
-        """Source = the speaker's language (``auto`` keeps the speaker's detectable list); target =
-        the listener's language, or the first of the listener's detectable languages when the
-        listener is ``auto`` (a translation needs one concrete target)."""
-        palabra = config.palabra
-        over: DirectionOverrides = getattr(palabra, direction.value)
-        source, detectable = _side_language(config, direction.speaker)
-        listener, listener_detectable = _side_language(config, direction.listener)
-        target = listener_detectable[0] if listener == "auto" and listener_detectable else listener
-        return cls(
-            source_language=source,
-            detectable_languages=detectable if source == "auto" else (),
-            target_language=target,
-            speech=config.media.mode(direction) != "captions",
-            voice_id=_pick(over.voice_id, palabra.voice_id),
-            silence_threshold_s=_pick(
-                over.segment_confirmation_silence_threshold,
-                palabra.segment_confirmation_silence_threshold,
-            ),
-            translate_partials=_pick(over.translate_partials, palabra.translate_partials),
-            desired_queue_level_ms=_pick(
-                over.desired_queue_level_ms, palabra.desired_queue_level_ms
-            ),
-            max_queue_level_ms=_pick(over.max_queue_level_ms, palabra.max_queue_level_ms),
-            auto_tempo=_pick(over.auto_tempo, palabra.auto_tempo),
-            min_tempo=palabra.min_tempo,
-            max_tempo=palabra.max_tempo,
-        )
-
-    def allowed_message_types(self) -> list[str]:
-        types = list(_BASE_MESSAGE_TYPES)
-        if self.translate_partials:
-            types.append("partial_translated_transcription")
-        return types
-
-
-def _pick(override: _T | None, default: _T) -> _T:
-    return default if override is None else override
-
-
-def _side_language(config: Config, role: Role) -> tuple[str, tuple[str, ...]]:
-    languages = config.languages
-    if role is Role.CALLER:
-        return languages.caller, tuple(languages.caller_detectable)
-    return languages.operator, tuple(languages.operator_detectable)
-
-
-def build_set_task(config: Config, direction: Direction) -> dict[str, Any]:
-    """The ``data`` of ``set_task`` for ``direction`` (reference §3.8).
-
-    ``output_stream`` is ``null`` in captions mode: the server then sends text only.
-    ``translation_queue_configs`` sits inside ``pipeline`` as the current SDKs and the recommended
-    preset place it (reference §8.2)."""
-    return task_data(TaskSettings.resolve(config, direction))
-
-
-def task_data(settings: TaskSettings) -> dict[str, Any]:
-    transcription: dict[str, Any] = {
-        "source_language": settings.source_language,
-        "segment_confirmation_silence_threshold": settings.silence_threshold_s,
-    }
-    if settings.detectable_languages:
-        transcription["detectable_languages"] = list(settings.detectable_languages)
-    output: dict[str, Any] | None = None
-    if settings.speech:
-        output = {"content_type": "audio", "target": {"type": "ws", "format": "pcm_s16le"}}
-    return {
-        "input_stream": {
-            "content_type": "audio",
-            "source": {
-                "type": "ws",
-                "format": "pcm_s16le",
-                "sample_rate": SAMPLE_RATE,
-                "channels": 1,
-            },
-        },
-        "output_stream": output,
-        "pipeline": {
-            "preprocessing": {},
-            "transcription": transcription,
-            "translations": [
-                {
-                    "target_language": settings.target_language,
-                    "translate_partial_transcriptions": settings.translate_partials,
-                    "speech_generation": {"voice_id": settings.voice_id},
-                }
-            ],
-            "translation_queue_configs": {
-                "global": {
-                    "desired_queue_level_ms": settings.desired_queue_level_ms,
-                    "max_queue_level_ms": settings.max_queue_level_ms,
-                    "auto_tempo": settings.auto_tempo,
-                    "min_tempo": settings.min_tempo,
-                    "max_tempo": settings.max_tempo,
-                }
-            },
-            "allowed_message_types": settings.allowed_message_types(),
-        },
-    }
-
-
 # --- client -> server --------------------------------------------------------------------------
 
 
@@ -266,6 +136,22 @@ class Malformed:
 Incoming: TypeAlias = (
     PalabraEvent | TaskStatus | CurrentTask | EndOfStream | Ignored | Unknown | Malformed
 )
+
+
+def detected_language(settings: TaskSettings, transcript: Transcript) -> LanguageDetected | None:
+    """The language Palabra detected, when the task's source is ``auto``: a source transcript
+    (``partial``/``final``) carries it in ``transcription.language`` (reference §3.8, §4.2).
+    ``None`` for a task with a fixed source, a translation, or a transcript without a language."""
+    if settings.source_language != AUTO or transcript.kind not in ("partial", "final"):
+        return None
+    language = transcript.language.strip().lower()
+    if not language or language == AUTO:
+        return None
+    return LanguageDetected(
+        language=language,
+        transcription_id=transcript.transcription_id,
+        received_at=transcript.received_at,
+    )
 
 
 class _BadFrame(ValueError):

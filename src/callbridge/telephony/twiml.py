@@ -12,21 +12,27 @@ Limits enforced here rather than discovered on a live call (twilio-protocol.md Â
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import quote, urlsplit
 
+import attrs
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbridge.telephony.languages import say_language
 
 __all__ = [
     "MAX_PARAMETER_CHARS",
+    "MENU_ROUNDS",
+    "MenuPrompt",
     "connect_stream_twiml",
     "hangup_twiml",
     "http_url",
+    "language_menu_twiml",
+    "language_menu_url",
     "media_stream_url",
     "operator_twiml_url",
+    "parse_gather_digits",
     "say_and_hangup_twiml",
     "say_language",
     "status_callback_url",
@@ -36,6 +42,8 @@ __all__ = [
 
 # Twilio: "the combined length of each <Parameter> name and value attributes must be under 500".
 MAX_PARAMETER_CHARS: Final = 500
+# The keypad menu is played this many times before the caller gets the default language.
+MENU_ROUNDS: Final = 2
 
 
 def connect_stream_twiml(
@@ -132,3 +140,61 @@ def _check_stream_url(url: str) -> None:
     if parts.query:
         msg = f"<Stream url> must not have a query string (Twilio drops it), got {url!r}"
         raise ValueError(msg)
+
+
+# --- the keypad language menu ----------------------------------------------------------------
+
+
+@attrs.frozen
+class MenuPrompt:
+    """One announced menu option: ``text`` said in ``language`` (our code, e.g. ``es``; mapped to
+    Twilio's locale) with Twilio voice ``voice`` (``None``: the console's voice for it)."""
+
+    digit: str
+    language: str
+    text: str
+    voice: str | None = None
+
+
+def language_menu_twiml(prompts: Sequence[MenuPrompt], *, action_url: str, timeout_s: int) -> str:
+    """The keypad language menu: every option announced in its own language and voice inside
+    ``<Gather numDigits="1" timeout action method="POST">``, the whole ``<Gather>`` twice
+    (``MENU_ROUNDS``), then ``<Redirect>`` to ``action_url``.
+
+    Twilio (https://www.twilio.com/docs/voice/twiml/gather): a key pressed during or after the
+    prompts ends the ``<Gather>`` and POSTs ``action_url`` with ``Digits``; ``timeout`` seconds
+    without a key after the prompts move on to the next verb, so the second round repeats the
+    menu and the ``<Redirect>`` then POSTs ``action_url`` with no ``Digits`` (= nothing pressed,
+    the caller gets the next rule's language). ``parse_gather_digits`` reads either request.
+
+    Error handling: ``ValueError`` for an empty menu or a timeout below 1 s.
+    """
+    if not prompts:
+        msg = "a language menu needs at least one option"
+        raise ValueError(msg)
+    if timeout_s < 1:
+        msg = f"<Gather timeout> must be a positive number of seconds, got {timeout_s}"
+        raise ValueError(msg)
+    response = VoiceResponse()
+    for _ in range(MENU_ROUNDS):
+        gather = response.gather(
+            input="dtmf", num_digits=1, timeout=timeout_s, action=action_url, method="POST"
+        )
+        for prompt in prompts:
+            voice = {"voice": prompt.voice} if prompt.voice else {}
+            gather.say(prompt.text, language=say_language(prompt.language), **voice)
+    response.redirect(action_url, method="POST")
+    return str(response)
+
+
+def parse_gather_digits(form: Mapping[str, str]) -> str:
+    """The key the caller pressed, from the menu's action request: Twilio's ``Digits`` form
+    field, stripped; ``""`` when there is none (the final ``<Redirect>``: nothing pressed).
+    Never raises; what the key means is for ``LanguageRules.decide``."""
+    return str(form.get("Digits", "")).strip()
+
+
+def language_menu_url(public_url: str) -> str:
+    """The menu's ``<Gather action>``: ``/twiml/client/language``. The request carries the
+    caller's ``CallSid`` and ``From`` like the incoming-call webhook, so it needs no call id."""
+    return http_url(public_url, "/twiml/client/language")

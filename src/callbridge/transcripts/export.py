@@ -61,8 +61,8 @@ def export_text(call: Mapping[str, Any] | None, utterances: Sequence[Mapping[str
     lines: list[str] = []
     if call is not None:
         lines.append(
-            f"Call {call['id']}: caller ({call.get('caller_language')}) <-> "
-            f"operator ({call.get('operator_language')}), status {call.get('status')}"
+            f"Call {call['id']}: caller ({_language(call, 'caller')}) <-> "
+            f"operator ({_language(call, 'operator')}), status {call.get('status')}"
             + (f", ended: {call['end_reason']}" if call.get("end_reason") else "")
         )
         lines.append("")
@@ -77,6 +77,15 @@ def export_text(call: Mapping[str, Any] | None, utterances: Sequence[Mapping[str
                 f"{' ' * (len(stamp) + 3)}-> ({u.get('target_language') or '?'}): {u['translation']}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _language(call: Mapping[str, Any], side: str) -> str:
+    """``ru``, or ``ru by prefix`` when the call records how it was chosen (not for defaults)."""
+    language = str(call.get(f"{side}_language"))
+    source = call.get(f"{side}_language_source")
+    if not source or source == "default":
+        return language
+    return f"{language} by {source}" if source != "operator_speaks" else f"{language}, untranslated"
 
 
 def _vtt_escape(text: str) -> str:

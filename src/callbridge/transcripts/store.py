@@ -53,7 +53,8 @@ _QUEUE_MAX: Final = 20_000
 _BATCH_MAX: Final = 500
 # Concurrent read threads (each opens its own connection).
 _READERS: Final = 4
-_SCHEMA_VERSION: Final = 1
+# 2: calls gained caller_language_source and operator_language_source (added to older files).
+_SCHEMA_VERSION: Final = 2
 _DAY_S: Final = 86_400.0
 
 CALL_COLUMNS: Final = (
@@ -69,6 +70,8 @@ CALL_COLUMNS: Final = (
     "answered_at",
     "ended_at",
     "end_reason",
+    "caller_language_source",
+    "operator_language_source",
 )
 UTTERANCE_COLUMNS: Final = (
     "call_id",
@@ -92,7 +95,8 @@ CREATE TABLE IF NOT EXISTS calls (
     caller_language TEXT, operator_language TEXT,
     status TEXT NOT NULL,
     received_at REAL NOT NULL, answered_at REAL, ended_at REAL, end_reason TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    caller_language_source TEXT, operator_language_source TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_received ON calls (received_at DESC);
 CREATE TABLE IF NOT EXISTS utterances (
@@ -195,6 +199,7 @@ class TranscriptStore:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             closed = conn.execute(
                 "UPDATE calls SET status = 'ended', end_reason = COALESCE(end_reason, ?), "
@@ -360,6 +365,18 @@ class TranscriptStore:
         if removed:
             self.stats.pruned_calls += removed
             log.info("store_pruned", calls=removed, cutoff=cutoff)
+
+
+# Columns later schema versions added to ``calls``; a file from before gets them (NULL in old rows).
+_ADDED_CALL_COLUMNS: Final = ("caller_language_source", "operator_language_source")
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    for column in _ADDED_CALL_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE calls ADD COLUMN {column} TEXT")
+            log.info("store_column_added", table="calls", column=column)
 
 
 def _call_dict(row: sqlite3.Row) -> dict[str, Any]:

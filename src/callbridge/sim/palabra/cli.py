@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--too-fast-lead-s", type=float, default=d.too_fast_lead_s)
     p.add_argument("--too-slow-lag-s", type=float, default=d.too_slow_lag_s)
     p.add_argument("--stall-after-s", type=float, default=d.stall_after_s)
+    p.add_argument(
+        "--detect-language",
+        default=d.detect_language,
+        metavar="LANG",
+        help="what an auto source is detected as, if the task allows it (default %(default)s)",
+    )
     faults = p.add_argument_group("faults (counts: next N times, -1 = always)")
     faults.add_argument("--session-5xx", type=int, default=0, metavar="N")
     faults.add_argument("--reject-task", type=int, default=0, metavar="N")
@@ -99,6 +105,7 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         too_fast_lead_s=args.too_fast_lead_s,
         too_slow_lag_s=args.too_slow_lag_s,
         stall_after_s=args.stall_after_s,
+        detect_language=args.detect_language,
         faults=FaultPlan(
             session_5xx=args.session_5xx,
             reject_task=args.reject_task,

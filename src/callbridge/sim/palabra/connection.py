@@ -272,17 +272,50 @@ class PalabraConnection:
         previous, self.task = self.task, parsed
         if self.phase == "waiting":
             self.phase = "starting"
+            self._record_task(parsed, "started")
             assert self._nursery is not None
             self._nursery.start_soon(self._become_ready)
         elif self.phase == "running":
             unchanged = previous is not None and previous.raw == parsed.raw
+            self._record_task(parsed, "unchanged" if unchanged else "updated")
             self._apply_task(parsed)
             await self._ack("set_task", "unchanged" if unchanged else "updated")
         elif self.phase == "paused":
             self.phase = "running"
+            self._record_task(parsed, "resumed")
             self._apply_task(parsed)
             self._restart_clocks()
             await self._ack("set_task", "resumed")
+
+    def _record_task(self, task: TaskConfig, event: str) -> None:
+        self.report.tasks.append(
+            {
+                "at": time.time(),
+                "event": event,
+                "source_language": task.source_language,
+                "detectable_languages": list(task.detectable_languages),
+                "target_languages": task.target_languages,
+                "task": task.raw,
+            }
+        )
+        log.info(
+            "sim_task_set",
+            connection=self.report.id,
+            set_task_event=event,
+            source=task.source_language,
+            targets=task.target_languages,
+        )
+
+    def _spoken_language(self) -> str:
+        """The language the speaker is heard in: the task's source, or for ``auto`` the one
+        the simulator "detects" (``SimOptions.detect_language`` if the task allows it)."""
+        assert self.task is not None
+        task = self.task
+        if task.source_language != "auto":
+            return task.source_language
+        wanted = self.options.detect_language.lower()
+        allowed = task.detectable_languages
+        return wanted if not allowed or wanted in allowed else allowed[0]
 
     async def _become_ready(self) -> None:
         await trio.sleep(self.options.ready_delay_s)
@@ -471,10 +504,14 @@ class PalabraConnection:
 
     def _open_utterance(self, number: int, start_s: float) -> None:
         assert self.task is not None
+        language = self._spoken_language()
+        if self.task.source_language == "auto" and self.report.detected_language != language:
+            self.report.detected_language = language
+            log.info("sim_language_detected", connection=self.report.id, language=language)
         utterance = UtteranceReport(
             len(self.report.utterances) + 1,
             secrets.token_hex(8),
-            self.task.source_language,
+            language,
             self._timeline.wall_at(start_s),
             speech_start_s=round(start_s, 3),
         )
@@ -487,7 +524,7 @@ class PalabraConnection:
     def _turn(self, number: int) -> ScriptTurn | None:
         if self.state.script is None or self.task is None:
             return None
-        return self.state.script.turn_for(self.task.source_language, number)
+        return self.state.script.turn_for(self._spoken_language(), number)
 
     def _speech_number(self, utterance: UtteranceReport) -> int:
         return utterance.speech_number or utterance.number
@@ -497,14 +534,14 @@ class PalabraConnection:
         assert task is not None
         number = self._speech_number(utterance)
         turn, speech_s = self._turn(number), end_s - start_s
-        text = speech.source_text(turn, task.source_language, number, speech_s, final=False)
+        text = speech.source_text(turn, utterance.source_language, number, speech_s, final=False)
         await self._transcript(
-            "partial_transcription", utterance, task.source_language, text, start_s, end_s
+            "partial_transcription", utterance, utterance.source_language, text, start_s, end_s
         )
         for target in task.targets:
             if target.translate_partials:
                 translated = speech.translated_text(
-                    turn, task.source_language, target.language, number, speech_s, partial=True
+                    turn, utterance.source_language, target.language, number, speech_s, partial=True
                 )
                 await self._transcript(
                     "partial_translated_transcription",
@@ -521,18 +558,18 @@ class PalabraConnection:
         assert task is not None
         number = self._speech_number(utterance)
         turn, speech_s = self._turn(number), end_s - start_s
-        text = speech.source_text(turn, task.source_language, number, speech_s, final=True)
+        text = speech.source_text(turn, utterance.source_language, number, speech_s, final=True)
         utterance.source_text = text
         utterance.speech_end_s = round(end_s, 3)
         utterance.speech_end_at = self._timeline.wall_at(end_s)
         utterance.validated_at = time.time()
         await self._transcript(
-            "validated_transcription", utterance, task.source_language, text, start_s, end_s
+            "validated_transcription", utterance, utterance.source_language, text, start_s, end_s
         )
         outputs = [
             TargetOutput(
                 target,
-                speech.translated_text(turn, task.source_language, target, number, speech_s),
+                speech.translated_text(turn, utterance.source_language, target, number, speech_s),
                 speech.translated_pcm(turn, target, speech_s) if task.output_audio else None,
             )
             for target in task.target_languages

@@ -37,3 +37,6 @@ class SimOptions:
     too_slow_lag_s: float = 1.0
     stall_after_s: float = 1.0
     faults: FaultPlan = attrs.Factory(FaultPlan)
+    # With source_language "auto": the language the speaker turns out to speak. Reported when it
+    # is among the task's detectable_languages (or that list is empty), else the list's first.
+    detect_language: str = "en"

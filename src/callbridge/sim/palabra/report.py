@@ -54,8 +54,12 @@ class ConnectionReport:
     connected_at: float
     session_id: str | None = None
     set_task_count: int = 0
-    source_language: str | None = None
+    source_language: str | None = None  # of the task running now ("auto" while detecting)
     target_languages: list[str] = attrs.Factory(list)
+    detected_language: str | None = None  # what an "auto" source was detected as
+    # Every accepted set_task in order: {"at", "event" (started/updated/unchanged/resumed),
+    # "source_language", "detectable_languages", "target_languages", "task" (as sent)}.
+    tasks: list[dict[str, Any]] = attrs.Factory(list)
     task_rejected: int = 0
     ready_at: float | None = None
     first_audio_at: float | None = None

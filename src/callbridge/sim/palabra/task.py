@@ -76,7 +76,7 @@ class TargetConfig:
 @attrs.frozen
 class TaskConfig:
     raw: dict[str, Any]
-    source_language: str
+    source_language: str  # "auto": the simulator detects it (SimOptions.detect_language)
     targets: tuple[TargetConfig, ...]
     input_format: str | None  # None: input_stream is null (a TTS-only task)
     sample_rate: int
@@ -86,6 +86,7 @@ class TaskConfig:
     silence_threshold_s: float
     max_queue_level_ms: int
     allowed_types: frozenset[str]
+    detectable_languages: tuple[str, ...] = ()  # transcription.detectable_languages
 
     @property
     def target_languages(self) -> list[str]:
@@ -122,7 +123,16 @@ def parse_task(data: Any) -> TaskConfig | list[FieldError]:
         silence_threshold_s=silence,
         max_queue_level_ms=max_queue,
         allowed_types=allowed,
+        detectable_languages=_detectable(pipeline),
     )
+
+
+def _detectable(pipeline: dict[str, Any]) -> tuple[str, ...]:
+    transcription = pipeline.get("transcription")
+    listed = transcription.get("detectable_languages") if isinstance(transcription, dict) else None
+    if not isinstance(listed, list):
+        return ()
+    return tuple(str(code).lower() for code in listed if isinstance(code, str) and code)
 
 
 def _missing(loc: Loc) -> FieldError:

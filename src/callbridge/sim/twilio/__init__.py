@@ -28,7 +28,8 @@ Scenario JSON (every key optional; unknown keys are rejected)::
                  "hangup_at_s": null,                # after dialling
                  "hangup_while_operator_rings": false, "hangup_ring_delay_s": 0.0,
                  "status_callback": null,            # the number's StatusCallback URL (completed only)
-                 "voice": "tone"},                   # tone | silence (script mode: script)
+                 "voice": "tone",                    # tone | silence (script mode: script)
+                 "menu_digits": [], "menu_press_delay_s": 0.5},   # keys pressed at each <Gather>
       "operators": {"+15550200001": {"outcome": "busy"}},   # by dialled number
       "default_operator": {"outcome": "answer",      # answer | busy | no-answer | failed
                            "answer_delay_s": 1.0,    # >= Timeout means no-answer after Timeout
@@ -46,8 +47,14 @@ Scenario JSON (every key optional; unknown keys are rejected)::
       "tone": {"on_s": 1.2, "off_s": 1.8, "start_delay_s": 0.3, "level_dbfs": -12},
       "script": {"path": "script.json", "settle_s": 0.4, "quiet_s": 0.7,
                  "translation_wait_s": 8, "turn_timeout_s": 30},        # or just "script.json"
-      "ended_call_update_code": 20404                # REST hang-up of an ended call: 20404 | 21220
+      "ended_call_update_code": 20404,               # REST hang-up of an ended call: 20404 | 21220
+      "dtmf": [{"digits": "*3", "at_s": 5.0,         # keys pressed on the media stream (dtmf
+                "party": "caller", "gap_s": 0.3}]    # events), at_s after the stream started
     }
+
+The caller's ``menu_digits`` (e.g. ``["2"]``) are the keys pressed at each ``<Gather>`` in order
+(``""`` = none, the Gather times out), ``menu_press_delay_s`` (0.5) after its prompts; the action
+request then carries ``Digits``.
 
 Fault kinds: ``bad_signature`` / ``missing_signature`` (``target`` all|webhooks|websocket,
 ``times``), and per stream (``party``, ``at_s`` after the stream started): ``abrupt_close`` (TCP
@@ -59,6 +66,7 @@ Control endpoints (JSON)::
     GET  /_sim/report                      the full report (see TwilioSim.report)
     POST /_sim/call       {"from","to","hangup_at_s",...}  -> {"call_sid"}   (caller overrides)
     POST /_sim/hangup     {"party": "caller"|"operator"} or {"call_sid"}  -> {"hung_up": [sids]}
+    POST /_sim/dtmf       {"party": "caller", "digits": "*3", "gap_s": 0.3} -> {"streams": [sids]}
     POST /_sim/write-wavs {"dir": "/path"} -> {"files": [...]}   ({party}-heard.wav, -said.wav)
     POST /_sim/faults     {"faults": [...], "rest_errors": [...]} -> counts (added at runtime)
     POST /_sim/wait-idle  {"timeout_s": 60} -> {"idle": bool}   (all calls + callbacks finished)

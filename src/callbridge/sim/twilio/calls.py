@@ -24,10 +24,12 @@ import trio
 
 from callbridge.log import get_logger
 from callbridge.sim.twilio.audio import Party
+from callbridge.sim.twilio.gather import run_gather
 from callbridge.sim.twilio.media import StreamSession, iso_now
 from callbridge.sim.twilio.scenario import CallerSpec, OperatorSpec
 from callbridge.sim.twilio.twiml import (
     Connect,
+    Gather,
     Hangup,
     Pause,
     Play,
@@ -89,6 +91,7 @@ class Call:
     stream: StreamSession | None = None
     callbacks: CallbackDispatcher | None = None
     _cb_seq: int = 0
+    gathers_run: int = 0  # <Gather> verbs run so far (indexes caller.menu_digits)
     _flow_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _exec_scope: trio.CancelScope | None = None
     _redirect: tuple[str, str, str] | None = None  # (kind twiml|url, text-or-url, method)
@@ -348,20 +351,28 @@ class Call:
                     outcome = await self._connect(verb, base)
                     if outcome != "next":
                         return outcome if isinstance(outcome, tuple) else None
+                case Gather():
+                    gathered = await run_gather(self, verb, base)
+                    if gathered != "next":
+                        return gathered
                 case Unsupported(tag=tag):
                     self.error(12200, f"unsupported verb <{tag}> skipped")
         return None
 
     def _heard_say(self, text: str, language: str, seconds: float) -> None:
-        self.party.events.append(
-            {
-                "kind": "say",
-                "text": text,
-                "language": language,
-                "duration_s": round(seconds, 3),
-                "at": time.time(),
-            }
-        )
+        self.heard_say(text, language, seconds)
+
+    def heard_say(self, text: str, language: str, seconds: float, *, voice: str = "") -> None:
+        event = {
+            "kind": "say",
+            "text": text,
+            "language": language,
+            "duration_s": round(seconds, 3),
+            "at": time.time(),
+        }
+        if voice:
+            event["voice"] = voice
+        self.party.events.append(event)
 
     async def _connect(self, verb: Connect, base: str) -> Document | str | None:
         """Run one ``<Connect><Stream>``; returns "next" (go on), a document, or None (end)."""
@@ -398,8 +409,15 @@ class Call:
         return "next"
 
     async def _fetch(self, url: str, method: str, *, kind: str, status: str) -> Document | None:
+        return await self.fetch(url, method, kind=kind, status=status)
+
+    async def fetch(
+        self, url: str, method: str, *, kind: str, status: str, extra: dict[str, str] | None = None
+    ) -> Document | None:
+        """Request TwiML from the app (the standard parameters plus ``extra``, e.g. ``Digits``)."""
+        params = self.standard_params(status) | (extra or {})
         result = await self.sim.webhooks.request(
-            url, self.standard_params(status), kind=kind, call_sid=self.sid, method=method
+            url, params, kind=kind, call_sid=self.sid, method=method
         )
         if result.status is None or not 200 <= result.status < 300:
             self.error(int(result.error or 11200), f"{kind} {url} answered {result.status}")

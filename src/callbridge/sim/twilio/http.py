@@ -15,7 +15,13 @@ from quart_trio import QuartTrio
 
 from callbridge.log import get_logger
 from callbridge.sim.twilio.calls import LIVE_STATUSES, Call
-from callbridge.sim.twilio.scenario import CallerSpec, ScenarioError, scenario_from_dict
+from callbridge.sim.twilio.scenario import (
+    CallerSpec,
+    DtmfSpec,
+    ScenarioError,
+    dtmf_problems,
+    scenario_from_dict,
+)
 from callbridge.sim.twilio.sim import TwilioSim
 
 __all__ = ["create_sim_app", "twilio_error"]
@@ -183,6 +189,16 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         data = await request.get_json(silent=True) or {}
         sids = await sim.hangup(party=data.get("party"), call_sid=data.get("call_sid"))
         return _json({"hung_up": sids})
+
+    @app.post("/_sim/dtmf")
+    async def dtmf() -> Response:
+        data = await request.get_json(silent=True) or {}
+        party, digits = data.get("party", "caller"), data.get("digits")
+        spec = DtmfSpec(str(digits or ""), party=str(party), gap_s=float(data.get("gap_s", 0.3)))
+        problems = dtmf_problems((spec,))
+        if problems:
+            return _json({"error": problems}, 400)
+        return _json({"streams": sim.press_keys(spec.party, spec.digits, spec.gap_s)})
 
     @app.post("/_sim/write-wavs")
     async def write_wavs() -> Response:

@@ -3,6 +3,9 @@
 Twilio is the WebSocket *client*: it dials the stream URL (signed upgrade), sends ``connected``
 and ``start``, then one inbound ``media`` frame every 20 ms on an absolute deadline schedule
 (real time), while a playback buffer plays what the app sends back at 8 bytes/ms and echoes marks.
+Keys the party presses go out as ``dtmf`` events (``{"track": "inbound_track", "digit": "3"}``,
+twilio-protocol reference §1.2): scripted by the scenario's ``dtmf`` list, or pressed at runtime
+(``press_keys``, ``POST /_sim/dtmf``).
 
 Resource handling: :meth:`StreamSession.run` owns the TCP stream and the WebSocket; it returns
 when the app closed the socket (``"app_closed"``), when the upgrade failed (``"rejected"``), or
@@ -31,7 +34,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError,
 
 from callbridge.log import get_logger
 from callbridge.sim.twilio.audio import FRAME_S, Party, PlaybackBuffer, Voice, ulaw_decode
-from callbridge.sim.twilio.scenario import Fault
+from callbridge.sim.twilio.scenario import DtmfSpec, Fault
 from callbridge.sim.twilio.twiml import Stream
 
 if TYPE_CHECKING:
@@ -102,6 +105,8 @@ class StreamSession:
     # Every underrun run as [wall-clock start, length in ms], so tests can look at a time window
     # (e.g. only while the call is bridged) rather than at whole-stream totals.
     underrun_runs: list[list[float]] = attrs.Factory(list)
+    dtmf_sent: list[dict[str, Any]] = attrs.Factory(list)
+    _keys: trio.MemorySendChannel[DtmfSpec] | None = None
 
     def request_stop(self, kind: str = "stopped") -> None:
         """End the stream from the Twilio side: ``stopped`` (stop + close) or ``aborted``."""
@@ -162,6 +167,7 @@ class StreamSession:
             inner.start_soon(self._reader, ws, app_closed)
             inner.start_soon(self._ticker, ws, app_closed)
             inner.start_soon(self._fault_runner, ws, app_closed)
+            inner.start_soon(self._keypad, ws)
             inner.start_soon(_wait_either, self._stop, app_closed, inner.cancel_scope)
         if app_closed.is_set() and not self._stop.is_set():
             return "app_closed"
@@ -370,6 +376,40 @@ class StreamSession:
                 if self._read_scope is not None:
                     self._read_scope.cancel()
 
+    def press_keys(self, spec: DtmfSpec) -> bool:
+        """Press ``spec.digits`` now (``at_s`` ignored); False when the stream is not live."""
+        if self._keys is None:
+            return False
+        try:
+            self._keys.send_nowait(spec)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            return False
+        return True
+
+    async def _keypad(self, ws: Any) -> None:
+        """Send the scenario's keys for this party at their times, and runtime presses."""
+        scripted = [d for d in self.call.sim.scenario.dtmf if d.party == self.party.name]
+        send, receive = trio.open_memory_channel[DtmfSpec](16)
+        self._keys = send
+        origin = trio.current_time()
+        try:
+            async with trio.open_nursery() as nursery:
+                for spec in scripted:
+                    nursery.start_soon(self._press, ws, spec, origin + spec.at_s)
+                async for spec in receive:
+                    nursery.start_soon(self._press, ws, spec, trio.current_time())
+        finally:
+            self._keys = None
+
+    async def _press(self, ws: Any, spec: DtmfSpec, at: float) -> None:
+        for index, digit in enumerate(spec.digits):
+            await trio.sleep_until(at + index * spec.gap_s)
+            self.dtmf_sent.append({"digit": digit, "at": time.time()})
+            self.party.events.append({"kind": "dtmf", "digit": digit, "at": time.time()})
+            await self._send(
+                ws, {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}}
+            )
+
     def report(self) -> dict[str, Any]:
         return {
             "stream_sid": self.stream_sid,
@@ -389,6 +429,7 @@ class StreamSession:
             "clears": self.clears,
             "warnings": self.warnings,
             "faults": self.fault_log,
+            "dtmf_sent": self.dtmf_sent,
             "underrun_frames": self.underrun_frames,
             "late_ticks": self.late_ticks,
             "underrun_frames_while_late": self.underrun_frames_while_late,

@@ -19,6 +19,7 @@ __all__ = [
     "REST_ENDPOINTS",
     "CallbackOptions",
     "CallerSpec",
+    "DtmfSpec",
     "Fault",
     "OperatorSpec",
     "RestError",
@@ -72,6 +73,21 @@ class CallerSpec:
     hangup_ring_delay_s: float = 0.0  # after the operator's phone starts ringing
     status_callback: str | None = None  # the number's configured StatusCallback (absolute URL)
     voice: str = "tone"  # tone | silence | script
+    # Keys pressed at each <Gather>, in order ("" = nothing: the Gather times out); past the
+    # list the caller presses nothing. Pressed menu_press_delay_s after the Gather's prompts.
+    menu_digits: list[str] = attrs.Factory(list)
+    menu_press_delay_s: float = 0.5
+
+
+@attrs.frozen
+class DtmfSpec:
+    """Keys a party presses during its media stream: ``dtmf`` events, ``at_s`` after the stream
+    started, ``gap_s`` apart (e.g. ``"*3"``: switch to the third menu language)."""
+
+    digits: str
+    at_s: float = 0.0
+    party: str = "caller"
+    gap_s: float = 0.3
 
 
 @attrs.frozen
@@ -144,6 +160,7 @@ class Scenario:
     callbacks: CallbackOptions = CallbackOptions()
     rest_errors: tuple[RestError, ...] = ()
     faults: tuple[Fault, ...] = ()
+    dtmf: tuple[DtmfSpec, ...] = ()
     timing: Timing = Timing()
     tone: ToneSpec = ToneSpec()
     script: ScriptOptions | None = None
@@ -168,7 +185,7 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
         raise ScenarioError(["scenario must be a JSON object"])
     known = {
         "caller", "operators", "default_operator", "callbacks", "rest_errors", "faults",
-        "timing", "tone", "script", "ended_call_update_code",
+        "timing", "tone", "script", "ended_call_update_code", "dtmf",
     }  # fmt: skip
     problems += [f"unknown key {k!r}" for k in data if k not in known]
     kw: dict[str, Any] = {}
@@ -194,6 +211,7 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
         _build_list(RestError, data.get("rest_errors", []), "rest_errors", problems)
     )
     kw["faults"] = tuple(_build_list(Fault, data.get("faults", []), "faults", problems))
+    kw["dtmf"] = tuple(_build_list(DtmfSpec, data.get("dtmf", []), "dtmf", problems))
     if data.get("script") is not None:
         script = data["script"]
         if isinstance(script, str):
@@ -229,8 +247,27 @@ def validate_scenario(s: Scenario) -> list[str]:
             problems.append(f"rest error endpoint {e.endpoint!r} not in {REST_ENDPOINTS}")
         if not (e.status == 429 or 500 <= e.status <= 599):
             problems.append(f"rest error status {e.status} must be 429 or 5xx")
+    problems += dtmf_problems(s.dtmf)
+    problems += [
+        f"caller.menu_digits: {d!r} is not made of keypad keys (0-9 * #)"
+        for d in s.caller.menu_digits
+        if not isinstance(d, str) or not set(d) <= KEYPAD
+    ]
     if s.ended_call_update_code not in (20404, 21220):
         problems.append("ended_call_update_code must be 20404 or 21220")
+    return problems
+
+
+KEYPAD = frozenset("0123456789*#")
+
+
+def dtmf_problems(specs: tuple[DtmfSpec, ...]) -> list[str]:
+    problems: list[str] = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec.digits, str) or not spec.digits or not set(spec.digits) <= KEYPAD:
+            problems.append(f"dtmf[{i}]: digits must be keypad keys (0-9 * #), got {spec.digits!r}")
+        if spec.party not in ("caller", "operator"):
+            problems.append(f"dtmf[{i}]: party {spec.party!r} must be caller or operator")
     return problems
 
 

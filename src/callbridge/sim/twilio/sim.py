@@ -15,7 +15,7 @@ from callbridge.sim.twilio.audio import Party, QueueVoice, SilenceVoice, ToneVoi
 from callbridge.sim.twilio.calls import Call, new_call_sid
 from callbridge.sim.twilio.conversation import Conversation
 from callbridge.sim.twilio.media import StreamSession
-from callbridge.sim.twilio.scenario import CallerSpec, Fault, RestError, Scenario
+from callbridge.sim.twilio.scenario import CallerSpec, DtmfSpec, Fault, RestError, Scenario
 from callbridge.sim.twilio.twiml import Stream
 from callbridge.sim.twilio.webhooks import CallbackDispatcher, Signer, WebhookClient
 
@@ -170,6 +170,13 @@ class TwilioSim:
 
     def live_calls(self) -> list[Call]:
         return [c for c in self.calls.values() if not c.ended.is_set()]
+
+    def press_keys(self, party: str, digits: str, gap_s: float = 0.3) -> list[str]:
+        """The party presses ``digits`` on every live stream of theirs (``dtmf`` events); returns
+        the stream SIDs that sent them."""
+        spec = DtmfSpec(digits, party=party, gap_s=gap_s)
+        live = [s for s in self.streams if s.party.name == party and not s.done.is_set()]
+        return [s.stream_sid for s in live if s.press_keys(spec)]
 
     async def hangup(self, *, party: str | None = None, call_sid: str | None = None) -> list[str]:
         targets = [

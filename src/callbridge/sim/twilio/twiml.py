@@ -1,7 +1,9 @@
 """TwiML parsing for the fake Twilio: the verbs callbridge uses, as frozen values.
 
 Supported: ``Say``, ``Play`` (``loop``; 0 = forever), ``Pause`` (``length``), ``Hangup``,
-``Redirect``, and ``Connect`` (``action``, ``method``) with one ``Stream`` (``url``, ``name``,
+``Redirect``, ``Gather`` (``action``, ``method``, ``numDigits``, ``timeout``,
+``actionOnEmptyResult``; nested ``Say``/``Play``/``Pause``), and ``Connect`` (``action``,
+``method``) with one ``Stream`` (``url``, ``name``,
 ``track``, ``statusCallback``, ``statusCallbackMethod``) and its ``Parameter`` children. Other
 verbs parse as :class:`Unsupported` and are skipped (recorded in the report). Names are
 case-sensitive, as in Twilio.
@@ -15,6 +17,7 @@ import attrs
 
 __all__ = [
     "Connect",
+    "Gather",
     "Hangup",
     "Pause",
     "Play",
@@ -82,11 +85,24 @@ class Connect:
 
 
 @attrs.frozen
+class Gather:
+    """``<Gather>``: play ``prompts``, collect keys (Twilio: https://www.twilio.com/docs/voice/
+    twiml/gather). ``action`` empty means the current document's URL; ``timeout`` in seconds."""
+
+    action: str = ""
+    method: str = "POST"
+    num_digits: int | None = None
+    timeout: int = 5
+    action_on_empty_result: bool = False
+    prompts: tuple[Say | Play | Pause, ...] = ()
+
+
+@attrs.frozen
 class Unsupported:
     tag: str
 
 
-Verb = Say | Play | Pause | Hangup | Redirect | Connect | Unsupported
+Verb = Say | Play | Pause | Hangup | Redirect | Connect | Gather | Unsupported
 
 
 def parse_twiml(text: str) -> list[Verb]:
@@ -125,6 +141,17 @@ def _verb(el: ET.Element) -> Verb:
             return Hangup()
         case "Redirect":
             return Redirect(text, a.get("method", "POST").upper())
+        case "Gather":
+            nested = [_verb(child) for child in el]
+            digits = _int(a.get("numDigits"), 0)
+            return Gather(
+                action=a.get("action", ""),
+                method=a.get("method", "POST").upper(),
+                num_digits=digits if digits > 0 else None,
+                timeout=max(_int(a.get("timeout"), 5), 1),
+                action_on_empty_result=a.get("actionOnEmptyResult", "").lower() == "true",
+                prompts=tuple(v for v in nested if isinstance(v, Say | Play | Pause)),
+            )
         case "Connect":
             streams = [_stream(child) for child in el if child.tag == "Stream"]
             return Connect(

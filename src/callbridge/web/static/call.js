@@ -37,8 +37,9 @@
     }
     status.textContent = call.status;
     status.className = `badge status status-${call.status}`;
-    document.getElementById('langs').textContent =
-      `caller ${(call.caller_language || '?').toUpperCase()} ⇄ operator ${(call.operator_language || '?').toUpperCase()}`;
+    document.getElementById('langs').textContent = CB.untranslated(call)
+      ? `caller and operator both speak ${CB.languageLabel(call, 'caller')}: no translation`
+      : `caller ${CB.languageLabel(call, 'caller')} ⇄ operator ${CB.languageLabel(call, 'operator')}`;
     document.getElementById('parties').textContent =
       `${call.caller_number || ''}${call.operator_number ? ' → ' + call.operator_number : ''}`;
     document.getElementById('end-reason').textContent = call.end_reason ? `ended: ${call.end_reason}` : '';

@@ -14,7 +14,9 @@
     const top = CB.el('div', 'card-top');
     top.append(
       CB.el('span', `badge status status-${call.status}`, call.status),
-      CB.el('span', 'langs', `${(call.caller_language || '?').toUpperCase()} ⇄ ${(call.operator_language || '?').toUpperCase()}`),
+      CB.el('span', 'langs', CB.untranslated(call)
+        ? `${CB.languageLabel(call, 'caller')} · no translation`
+        : `${CB.languageLabel(call, 'caller')} ⇄ ${CB.languageLabel(call, 'operator')}`),
       CB.el('span', 'duration', CB.fmtDuration(CB.callDuration(call))),
     );
     const parties = CB.el('div', 'parties',

@@ -106,5 +106,21 @@ const CB = (() => {
     connect();
   }
 
-  return { el, fmtClock, fmtDuration, callDuration, serverNow, openFeed, setConn };
+  // How a call's languages were chosen (CallRecord.*_language_source), for people.
+  const SOURCES = {
+    prefix: 'by number', menu: 'chosen on the keypad', detected: 'detected',
+    operator_speaks: 'no translation',
+  };
+  function languageLabel(call, side) {
+    const code = call[`${side}_language`];
+    if (code === 'auto') return 'detecting…';
+    const source = SOURCES[call[`${side}_language_source`]];
+    return `${(code || '?').toUpperCase()}${source ? ` (${source})` : ''}`;
+  }
+  function untranslated(call) { return call.operator_language_source === 'operator_speaks'; }
+
+  return {
+    el, fmtClock, fmtDuration, callDuration, serverNow, openFeed, setConn, languageLabel,
+    untranslated,
+  };
 })();
