@@ -29,6 +29,13 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from callbridge.config_checks import (
+    account_sid_problems,
+    did_you_mean,
+    language_problems,
+    listen_problems,
+    unknown_env_problems,
+)
 from callbridge.errors import ConfigError
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "LanguagesConfig",
     "LogConfig",
     "MediaConfig",
+    "MetricsConfig",
     "OperatorsConfig",
     "PalabraConfig",
     "PromptsConfig",
@@ -308,6 +316,15 @@ class LogConfig:
 
 
 @attrs.frozen
+class MetricsConfig:
+    listen: str = _field(
+        "",
+        "host:port of a separate /metrics listener without a token (e.g. 127.0.0.1:9464); "
+        "empty: /metrics on the main port, behind the web token",
+    )
+
+
+@attrs.frozen
 class Config:
     server: ServerConfig = attrs.field(factory=ServerConfig)
     twilio: TwilioConfig = attrs.field(factory=TwilioConfig)
@@ -318,6 +335,7 @@ class Config:
     prompts: PromptsConfig = attrs.field(factory=PromptsConfig)
     transcripts: TranscriptsConfig = attrs.field(factory=TranscriptsConfig)
     log: LogConfig = attrs.field(factory=LogConfig)
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
 
     @property
     def public_url(self) -> str:
@@ -385,6 +403,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
             msg = f"{path}: invalid TOML: {exc}"
             raise ConfigError([msg]) from exc
     config: Config = _build(Config, data, "", environ, problems)
+    problems.extend(unknown_env_problems(environ, Config))
     if not problems:
         problems.extend(_cross_checks(config))
     if problems:
@@ -405,7 +424,7 @@ def _build(
     hints = typing.get_type_hints(cls)
     known = {f.name for f in attrs.fields(cls)}
     for unknown in sorted(set(data) - known):
-        problems.append(f"{prefix}{unknown}: unknown key")
+        problems.append(f"{prefix}{unknown}: unknown key{did_you_mean(unknown, known)}")
     kwargs: dict[str, Any] = {}
     for field in attrs.fields(cls):
         dotted = prefix + field.name
@@ -502,6 +521,10 @@ def _coerce_one(value: Any, target: Any, from_env: bool) -> Any:
             raise ValueError(msg)
         return dict(value)
     if target is bool:
+        if not from_env and not isinstance(value, bool):
+            # In TOML a boolean is true or false; "yes" in quotes is a string, and a typo.
+            msg = f"must be true or false, got {_show(value)}"
+            raise ValueError(msg)
         return _to_bool(value)
     if target is int:
         return _to_number(value, int)
@@ -569,6 +592,9 @@ def _show(value: Any) -> str:
 
 def _cross_checks(config: Config) -> list[str]:
     problems: list[str] = []
+    problems.extend(account_sid_problems(config.twilio.account_sid))
+    problems.extend(language_problems(config.languages))
+    problems.extend(listen_problems(config.metrics.listen))
     problems.extend(
         _check_url(
             "server.public_url", config.server.public_url, ("http", "https"), allow_empty=True
