@@ -19,15 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, Literal, Protocol
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from callbridge import __version__
@@ -181,9 +175,11 @@ class Metrics:
                     totals.update(counters)
         return totals
 
-    def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text format and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The metrics in the format the scraper's ``Accept`` header asks for (OpenMetrics for
+        Prometheus, the classic text format 0.0.4 without one), and its content type."""
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type
 
 
 class DaemonCollector(Collector):

@@ -75,7 +75,7 @@ def create_service_blueprint(config: Config, metrics: Metrics, readiness: Readin
 
 
 def _exposition(metrics: Metrics) -> Response:
-    body, content_type = metrics.exposition()
+    body, content_type = metrics.exposition(request.headers.get("Accept", ""))
     return Response(body, 200, {"Cache-Control": "no-store"}, content_type=content_type)
 
 
