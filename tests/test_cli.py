@@ -176,3 +176,19 @@ def test_serve_answers_healthz_logs_json_and_stops_within_a_second_of_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_make_run_installs_the_package_without_the_dev_extras(tmp_path: Path) -> None:
+    """`make run` on a fresh checkout: a runtime install, not pytest/mypy/playwright."""
+    result = subprocess.run(
+        ["make", "-n", "run", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install --quiet -e ." in result.stdout
+    assert "[dev]" not in result.stdout
+    assert "callbridge demo" in result.stdout
