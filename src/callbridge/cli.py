@@ -55,26 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"callbridge {__version__}")
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default=None,
-        help="overrides log.level",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("auto", "json", "console"),
-        default=None,
-        help="overrides log.format (auto: JSON when stdout is not a terminal)",
-    )
-    parser.add_argument(
-        "--env-file",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="dotenv file read into the environment (default: ./.env if present)",
-    )
+    _add_global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = "config.toml (default: ./config.toml if present, else built-in defaults)"
     serve = commands.add_parser(
@@ -102,6 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("which", choices=("twilio", "palabra"), help="which simulator")
     sim.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"callbridge {__version__}")
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=None,
+        help="overrides log.level",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default=None,
+        help="overrides log.format (auto: JSON when stdout is not a terminal)",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="dotenv file read into the environment (default: ./.env if present)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

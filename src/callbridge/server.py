@@ -20,6 +20,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from callbridge.app import create_app
+from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.config_checks import parse_listen
 from callbridge.config_summary import metrics_url, twilio_webhook_url
@@ -109,20 +110,24 @@ async def serve(
             lifecycle.ready()
             task_status.started(binds)
             await _wait_for_signal()
-            lifecycle.stopping()
-            log.info("shutting_down", active_calls=services.supervisor.active_count)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
-                async with trio.open_nursery() as drain:
-                    drain.start_soon(lifecycle.extend_while_draining)
-                    drain.start_soon(
-                        _cancel_on_second_signal, again, services.supervisor.cancel_all
-                    )
-                    await services.supervisor.drain(config.server.shutdown_grace_s)
-                    drain.cancel_scope.cancel()
+            await _drain(lifecycle, services.supervisor, config.server.shutdown_grace_s)
         services.transcripts.close_feeds()
         stop_web.set()
     notifier.close()
     log.info("stopped")
+
+
+async def _drain(lifecycle: ServiceLifecycle, supervisor: CallSupervisor, grace_s: float) -> None:
+    """Stop admitting, let live calls finish within ``grace_s`` (a second signal ends them now),
+    and keep systemd informed: STOPPING=1, then more stop time while the drain runs."""
+    lifecycle.stopping()
+    log.info("shutting_down", active_calls=supervisor.active_count)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
+        async with trio.open_nursery() as drain:
+            drain.start_soon(lifecycle.extend_while_draining)
+            drain.start_soon(_cancel_on_second_signal, again, supervisor.cancel_all)
+            await supervisor.drain(grace_s)
+            drain.cancel_scope.cancel()
 
 
 async def _wait_for_signal() -> None:
