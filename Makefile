@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What `make run`/`make serve` need: the package alone, without the dev tools (pytest, mypy,
+# playwright...). A venv with the dev extras already has it.
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run serve test lint typecheck unit e2e bench bench-calls clean
 
@@ -12,10 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $(RUN_STAMP); else \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(BIN)/pip install --quiet --upgrade pip && \
+	  $(BIN)/pip install --quiet -e . && \
+	  touch $(RUN_STAMP); fi
+
+run: $(RUN_STAMP)
 	$(BIN)/callbridge demo
 
-serve: $(STAMP)
+serve: $(RUN_STAMP)
 	$(BIN)/callbridge serve --config config.toml
 
 lint: $(STAMP)

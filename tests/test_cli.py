@@ -37,7 +37,7 @@ def test_version() -> None:
 
 
 def test_check_config_on_shipped_file_with_seed_env_shows_no_secret() -> None:
-    result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env=SEED_ENV)
+    result = run_cli("check-config", "--config", str(ROOT / "config.toml"), "--json", env=SEED_ENV)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["server"]["public_url"] == "https://bridge.example.com"
@@ -46,18 +46,87 @@ def test_check_config_on_shipped_file_with_seed_env_shows_no_secret() -> None:
         assert SEED_ENV[name] not in result.stdout + result.stderr
 
 
-def test_check_config_with_broken_value_exits_1_naming_the_key(tmp_path: Path) -> None:
-    bad = tmp_path / "config.toml"
-    bad.write_text("[palabra]\nchunk_ms = 5\n", encoding="utf-8")
-    result = run_cli("check-config", "--config", str(bad), env=SEED_ENV)
-    assert result.returncode == 1
-    assert "palabra.chunk_ms: must be 20..1000, got 5" in result.stderr
+class TestCheckConfig:
+    def test_summary_is_short_and_names_the_webhook_to_paste_into_twilio(self) -> None:
+        """Without --json: a dozen lines, the voice webhook URL first, no secrets."""
+        result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env=SEED_ENV)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) < 20
+        assert "POST https://bridge.example.com/twiml/client" in lines[1]
+        assert "configuration OK" in result.stderr
+        for name in ("TWILIO_AUTH_TOKEN", "PALABRA_CLIENT_ID", "PALABRA_CLIENT_SECRET"):
+            assert SEED_ENV[name] not in result.stdout + result.stderr
+
+    def test_broken_value_exits_2_naming_the_key_and_prints_no_configuration(
+        self, tmp_path: Path
+    ) -> None:
+        bad = tmp_path / "config.toml"
+        bad.write_text("[palabra]\nchunk_ms = 5\n", encoding="utf-8")
+        result = run_cli("check-config", "--config", str(bad), "--json", env=SEED_ENV)
+        assert result.returncode == 2
+        assert "palabra.chunk_ms: must be 20..1000, got 5" in result.stderr
+        assert result.stdout == ""
+
+    def test_missing_credentials_exit_2_with_problems_before_anything_else(self) -> None:
+        result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env={})
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert result.stderr.splitlines()[1].startswith("  - twilio.")
+        assert "twilio.auth_token: required" in result.stderr
+
+    def test_serve_exits_2_for_the_same_problems(self, tmp_path: Path) -> None:
+        bad = tmp_path / "config.toml"
+        bad.write_text("[palabra]\nchunk_ms = 5\n", encoding="utf-8")
+        broken = run_cli("serve", "--config", str(bad), env=SEED_ENV)
+        incomplete = run_cli("serve", "--config", str(ROOT / "config.toml"), env={})
+        assert (broken.returncode, incomplete.returncode) == (2, 2)
+        assert "palabra.chunk_ms: must be 20..1000, got 5" in broken.stderr
+        assert "twilio.auth_token: required" in incomplete.stderr
+
+    def test_typos_get_a_did_you_mean(self, tmp_path: Path) -> None:
+        bad = tmp_path / "config.toml"
+        bad.write_text('[server]\npublik_url = "https://x.example"\n', encoding="utf-8")
+        env = {**SEED_ENV, "CALLBRIDGE_SERVER_MAX_CALL": "3"}
+        result = run_cli("check-config", "--config", str(bad), env=env)
+        assert result.returncode == 2
+        assert "server.publik_url: unknown key (did you mean 'public_url'?)" in result.stderr
+        assert (
+            "CALLBRIDGE_SERVER_MAX_CALL: unknown variable (did you mean "
+            "'CALLBRIDGE_SERVER_MAX_CALLS'?)" in result.stderr
+        )
 
 
-def test_check_config_without_credentials_exits_1() -> None:
-    result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env={})
-    assert result.returncode == 1
-    assert "twilio.auth_token: required" in result.stderr
+class TestHelp:
+    def test_top_level_help_has_no_markup_and_explains_every_option(self) -> None:
+        import argparse
+
+        from callbridge.cli import build_parser
+
+        result = run_cli("--help", env={})
+        assert result.returncode == 0
+        assert "``" not in result.stdout
+        parser = build_parser()
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands = [parser, *subparsers.choices.values()]
+        undocumented = [
+            f"{command.prog} {action.dest}"
+            for command in commands
+            for action in command._actions
+            if not action.help and not isinstance(action, argparse._SubParsersAction)
+        ]
+        assert undocumented == []
+
+    def test_demo_help_lists_the_demo_options(self) -> None:
+        result = run_cli("demo", "--help", env={})
+        assert result.returncode == 0, result.stderr
+        for option in ("--keep-running", "--tone", "--script", "--out", "--timeout"):
+            assert option in result.stdout
+
+    def test_sim_help_reaches_the_simulator(self) -> None:
+        result = run_cli("sim", "twilio", "--help", env={})
+        assert result.returncode == 0, result.stderr
+        assert "--app-url" in result.stdout
 
 
 @pytest.mark.e2e
@@ -89,6 +158,8 @@ def test_serve_answers_healthz_logs_json_and_stops_within_a_second_of_sigterm(
             if records[-1]["event"] == "listening":
                 break
         url = records[-1]["binds"][0]
+        # The URL to paste into the Twilio console is on the listening line.
+        assert records[-1]["twilio_webhook"] == "https://bridge.example.com/twiml/client"
         health = httpx.get(url + "/healthz", timeout=10)
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
@@ -105,3 +176,19 @@ def test_serve_answers_healthz_logs_json_and_stops_within_a_second_of_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_make_run_installs_the_package_without_the_dev_extras(tmp_path: Path) -> None:
+    """`make run` on a fresh checkout: a runtime install, not pytest/mypy/playwright."""
+    result = subprocess.run(
+        ["make", "-n", "run", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install --quiet -e ." in result.stdout
+    assert "[dev]" not in result.stdout
+    assert "callbridge demo" in result.stdout

@@ -211,3 +211,66 @@ class TestSecrets:
             "palabra-client-secret-value",
             "web-token-value",
         }
+
+
+class TestMistakesAPersonMakes:
+    def problems(self, tmp_path: Path, text: str, **env: str) -> list[str]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), {**SEED_ENV, **env})
+        return info.value.problems
+
+    def test_a_quoted_boolean_in_the_file_is_refused(self, tmp_path: Path) -> None:
+        problems = self.problems(tmp_path, '[twilio]\nvalidate_signatures = "yes"\n')
+        assert problems == ["twilio.validate_signatures: must be true or false, got 'yes'"]
+
+    def test_a_boolean_word_from_the_environment_still_works(self) -> None:
+        env = {**SEED_ENV, "CALLBRIDGE_TWILIO_VALIDATE_SIGNATURES": "no"}
+        assert load_config(None, env).twilio.validate_signatures is False
+
+    def test_unknown_key_suggests_the_close_one(self, tmp_path: Path) -> None:
+        problems = self.problems(tmp_path, "[media]\nleg_idle_timeout = 3\n")
+        assert problems == [
+            "media.leg_idle_timeout: unknown key (did you mean 'leg_idle_timeout_s'?)"
+        ]
+
+    def test_misspelled_variable_is_reported_with_the_right_name(self, tmp_path: Path) -> None:
+        problems = self.problems(tmp_path, "", CALLBRIDGE_PALABRA_CHUNKMS="640")
+        assert problems == [
+            "CALLBRIDGE_PALABRA_CHUNKMS: unknown variable (did you mean 'CALLBRIDGE_PALABRA_CHUNK_MS'?)"
+        ]
+
+    def test_a_secret_in_the_section_key_form_is_reported(self, tmp_path: Path) -> None:
+        problems = self.problems(tmp_path, "", CALLBRIDGE_TWILIO_AUTH_TOKEN="x")
+        assert problems[0].startswith("CALLBRIDGE_TWILIO_AUTH_TOKEN: secrets are read only")
+
+    @pytest.mark.parametrize("sid", ["AC123", "ac" + "1" * 32, "AC" + "g" * 32, "SK" + "1" * 32])
+    def test_account_sid_must_be_ac_and_32_hex(self, tmp_path: Path, sid: str) -> None:
+        problems = self.problems(tmp_path, "", TWILIO_ACCOUNT_SID=sid)
+        assert problems == [
+            f"twilio.account_sid: must be AC followed by 32 hex digits, got {sid!r}"
+        ]
+
+    def test_language_palabra_does_not_know_is_refused_with_a_suggestion(
+        self, tmp_path: Path
+    ) -> None:
+        problems = self.problems(
+            tmp_path,
+            '[languages]\ncaller_detectable = ["xx"]\n',
+            SOURCE_LANGUAGE="english",
+            TARGET_LANGUAGE="pt-BR",
+        )
+        assert problems[0].startswith("languages.caller: must be a language code Palabra knows")
+        assert problems[0].endswith("got 'english' (did you mean 'en'?)")
+        assert problems[1].startswith("languages.caller_detectable: must be a language")
+        assert len(problems) == 2  # pt-BR is a Palabra target, whatever its case
+
+    @pytest.mark.parametrize("listen", ["9464", "localhost:http", "127.0.0.1:70000"])
+    def test_metrics_listen_must_be_host_and_port(self, tmp_path: Path, listen: str) -> None:
+        problems = self.problems(tmp_path, f'[metrics]\nlisten = "{listen}"\n')
+        assert problems[0].startswith("metrics.listen: must be host:port")
+
+    def test_metrics_listen_with_only_a_port_means_loopback(self) -> None:
+        from callbridge.config.checks import parse_listen
+
+        assert parse_listen(":9464") == ("127.0.0.1", 9464)
+        assert parse_listen("[::1]:9464") == ("::1", 9464)

@@ -8,6 +8,7 @@ admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then can
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +20,15 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from callbridge.app import create_app
+from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
+from callbridge.config.checks import parse_listen
+from callbridge.config_summary import metrics_url, twilio_webhook_url
 from callbridge.log import get_logger
+from callbridge.metrics.live import LiveDaemon
+from callbridge.metrics.routes import serve_metrics
+from callbridge.service.lifecycle import ServiceLifecycle
+from callbridge.service.systemd import SystemdNotifier
 from callbridge.services import open_services
 
 __all__ = ["bind_socket", "hypercorn_config", "resolve_public_url", "serve"]
@@ -68,29 +76,58 @@ async def serve(
         log.warning("signature_validation_disabled", hint="only for local experiments")
     stop_web = trio.Event()
     sock = bind_socket(config.server.host, config.server.port)
+    metrics_sock = (
+        bind_socket(*parse_listen(config.metrics.listen)) if config.metrics.listen else None
+    )
     config = resolve_public_url(config, sock)
+    notifier = SystemdNotifier.from_environ(os.environ)
     async with open_services(config) as services, trio.open_nursery() as root:
         app = create_app(services)
         binds: list[str] = await root.start(
             partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)
         )
-        log.info(
-            "listening",
-            binds=binds,
-            public_url=config.public_url,
-            max_calls=config.server.max_calls,
+        metrics_at = metrics_url(config)
+        if metrics_sock is not None:
+            metrics_binds: list[str] = await root.start(
+                serve_metrics, services.metrics, metrics_sock, stop_web
+            )
+            metrics_at = f"{metrics_binds[0]}/metrics"
+        lifecycle = ServiceLifecycle(
+            notifier,
+            LiveDaemon(services.supervisor, services.transcripts),
+            services.metrics,
+            config.server.max_calls,
         )
-        task_status.started(binds)
-        await _wait_for_signal()
-        log.info("shutting_down", active_calls=services.supervisor.active_count)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
-            async with trio.open_nursery() as drain:
-                drain.start_soon(_cancel_on_second_signal, again, services.supervisor.cancel_all)
-                await services.supervisor.drain(config.server.shutdown_grace_s)
-                drain.cancel_scope.cancel()
+        async with lifecycle.monitoring():
+            log.info(
+                "listening",
+                binds=binds,
+                public_url=config.public_url,
+                twilio_webhook=twilio_webhook_url(config),
+                metrics=metrics_at,
+                max_calls=config.server.max_calls,
+            )
+            lifecycle.ready()
+            task_status.started(binds)
+            await _wait_for_signal()
+            await _drain(lifecycle, services.supervisor, config.server.shutdown_grace_s)
         services.transcripts.close_feeds()
         stop_web.set()
+    notifier.close()
     log.info("stopped")
+
+
+async def _drain(lifecycle: ServiceLifecycle, supervisor: CallSupervisor, grace_s: float) -> None:
+    """Stop admitting, let live calls finish within ``grace_s`` (a second signal ends them now),
+    and keep systemd informed: STOPPING=1, then more stop time while the drain runs."""
+    lifecycle.stopping()
+    log.info("shutting_down", active_calls=supervisor.active_count)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
+        async with trio.open_nursery() as drain:
+            drain.start_soon(lifecycle.extend_while_draining)
+            drain.start_soon(_cancel_on_second_signal, again, supervisor.cancel_all)
+            await supervisor.drain(grace_s)
+            drain.cancel_scope.cancel()
 
 
 async def _wait_for_signal() -> None:

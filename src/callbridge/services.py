@@ -16,6 +16,9 @@ from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
+from callbridge.metrics import Metrics
+from callbridge.metrics.live import LiveDaemon
+from callbridge.metrics.sink import MeteredTranscriptSink
 from callbridge.roles import Direction
 from callbridge.telephony.rest import TwilioRest
 from callbridge.telephony.signature import SignatureChecker
@@ -33,6 +36,7 @@ class Services:
     signatures: SignatureChecker
     # Rejected or malformed input by kind (bad_signature, unknown_call, ...), for logs and metrics.
     counters: Counter[str] = attrs.Factory(Counter)
+    metrics: Metrics = attrs.Factory(Metrics)
 
 
 def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
@@ -51,6 +55,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 
     Error handling: a hold file that cannot be used raises ``ConfigError`` before anything starts."""
     hold_audio = load_hold_audio(config.media.hold_audio)
+    metrics = Metrics()
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
         open_transcript_hub(config) as hub,
@@ -60,13 +65,18 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             config=config,
             control=TwilioRest(config, http),
             open_link=_palabra_opener(config, http),
-            transcripts=hub,
+            # The hub, timing translations and folding each ended call into the metrics.
+            transcripts=MeteredTranscriptSink(hub, metrics),
             operators=OperatorPool(config.operators.numbers),
             hold_audio=hold_audio,
         )
         supervisor = CallSupervisor(deps)
         await nursery.start(supervisor.run)
+        services = Services(
+            config, http, supervisor, hub, SignatureChecker(config), metrics=metrics
+        )
+        metrics.watch(LiveDaemon(supervisor, hub), services.counters, config.server.max_calls)
         try:
-            yield Services(config, http, supervisor, hub, SignatureChecker(config))
+            yield services
         finally:
             nursery.cancel_scope.cancel()

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from callbridge.audio import ulaw_decode, ulaw_encode
 from callbridge.errors import PalabraUnavailable, TwilioError
 from callbridge.palabra.events import SpeechChunk, Transcript
+from callbridge.palabra.link import LinkStats
 from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import sine
@@ -86,6 +87,7 @@ class FakeLink:
         self._send, self.events = trio.open_memory_channel[Any](100)
         self.failure = trio.Event()
         self.closed = False
+        self.stats = LinkStats(connects=1)
 
     def feed(self, pcm24: NDArray[np.int16]) -> bool:
         self.fed_samples += len(pcm24)

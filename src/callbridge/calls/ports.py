@@ -14,6 +14,7 @@ import trio
 
 from callbridge.audio import Pcm
 from callbridge.palabra.events import PalabraEvent
+from callbridge.palabra.link import LinkStats
 from callbridge.records import CallRecord
 from callbridge.roles import Direction
 from callbridge.telephony.rest import CallInfo
@@ -50,6 +51,9 @@ class TranslatorLink(Protocol):
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[PalabraEvent]: ...
+
+    @property
+    def stats(self) -> LinkStats: ...
 
     def feed(self, pcm24: Pcm) -> bool: ...
 

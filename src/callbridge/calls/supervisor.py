@@ -67,6 +67,10 @@ class CallSupervisor:
     def draining(self) -> bool:
         return self._draining
 
+    def sessions(self) -> list[CallSession]:
+        """The live calls, now (a copy: safe to iterate while calls end)."""
+        return list(self._calls.values())
+
     def active_records(self) -> list[CallRecord]:
         return [session.record for session in self._calls.values()]
 

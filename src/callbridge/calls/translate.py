@@ -37,6 +37,7 @@ from callbridge.palabra.events import (
     SpeechChunk,
     Transcript,
 )
+from callbridge.palabra.link import LinkStats
 from callbridge.roles import Direction
 from callbridge.transcripts.events import TranscriptEvent
 
@@ -73,6 +74,11 @@ class Translator:
         self._down = downsampler_24k_to_8k()
         self._batch = np.zeros(max(batch_samples, TWILIO_FRAME_SAMPLES), dtype=np.int16)
         self._batched = 0
+
+    @property
+    def link_stats(self) -> LinkStats | None:
+        """The Palabra link's counters, once it is open."""
+        return self._link.stats if self._link is not None else None
 
     def feed(self, pcm8: Pcm) -> None:
         """The speaker's next 8 kHz frame (from their receive task; never blocks). Nothing is

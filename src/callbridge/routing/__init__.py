@@ -14,7 +14,7 @@ shared cluster pool can all use the same decisions:
 
 from __future__ import annotations
 
-from callbridge.routing.catalog import AUTO, is_party_language, normalize, same_language
+from callbridge.config.languages import AUTO, is_party_language, normalize, same_language
 from callbridge.routing.pool import (
     BridgePlan,
     LanguageOperatorPool,

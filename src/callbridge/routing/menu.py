@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from callbridge.routing.catalog import base_language, normalize
+from callbridge.config.languages import base_language, normalize
 from callbridge.routing.rules import LanguageRules
 from callbridge.telephony.twiml import MenuPrompt
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
+from callbridge.config.languages import AUTO, normalize, same_language
 from callbridge.roles import Direction
-from callbridge.routing.catalog import AUTO, normalize, same_language
 from callbridge.routing.rules import LanguageSource
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from callbridge.routing.catalog import AUTO, normalize
+from callbridge.config.languages import AUTO, normalize
 
 if TYPE_CHECKING:
     from callbridge.config import Config

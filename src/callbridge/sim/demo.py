@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from callbridge.audio import TWILIO_RATE, read_wav_mono
 from callbridge.log import configure_logging
 from callbridge.sim.analysis import tone_power_db
+from callbridge.sim.demo_guide import keep_running_lines, legend_lines, wait_for_enter
 from callbridge.sim.palabra.script import DEFAULT_SCRIPT
 from callbridge.sim.palabra.tones import TONE_HZ
 from callbridge.sim.stack import Stack, StackOptions
@@ -204,6 +205,8 @@ def run_demo(options: DemoOptions) -> int:
                 _run_call(stack, script, options, out, say)
                 if options.keep_running:
                     _keep_running(stack, say)
+                else:
+                    _until_enter(stack, say)
         finally:
             _save_logs(Path(tmp), out / "logs")
             say.plain(f"process logs: {out / 'logs'}")
@@ -276,14 +279,24 @@ def _wait_call_ended(stack: Stack, watch: Watcher) -> dict[str, Any]:
         raise DemoFailed(msg) from exc
 
 
+def _until_enter(stack: Stack, say: Narrator) -> None:
+    """On a terminal, keep the page up until Enter; elsewhere (CI, a pipe) stop at once."""
+    lines = keep_running_lines(stack.app_url, stack.twilio_url, stack.palabra_url, WEB_TOKEN)
+    if sys.stdin.isatty():
+        say.plain("")
+        for line in lines:
+            say.plain(line)
+    wait_for_enter(
+        "The daemon and simulators stay up until you press Enter "
+        "(or run `callbridge demo --keep-running` to keep them up until Ctrl-C)."
+    )
+
+
 def _keep_running(stack: Stack, say: Narrator) -> None:
     say.plain("")
     say.plain("--keep-running: the daemon and simulators stay up; Ctrl-C stops them all.")
-    say.plain(f"  calls:            {stack.app_url}/calls  (login token: {WEB_TOKEN})")
-    say.plain(f"  another call:     curl -X POST {stack.twilio_url}/_sim/call")
-    say.plain(
-        f"  simulator report: {stack.twilio_url}/_sim/report, {stack.palabra_url}/_sim/report"
-    )
+    for line in keep_running_lines(stack.app_url, stack.twilio_url, stack.palabra_url, WEB_TOKEN):
+        say.plain(line)
     try:
         while True:
             dead = _dead_process(stack)
@@ -502,6 +515,9 @@ class Summary:
         say.plain(f"End reason: {reason} (call {self.call_id}, {self.ended.get('duration_s')} s)")
         if reason != "caller_hangup":
             problems.append(f"the call ended with {reason}, not caller_hangup")
+        say.plain("")
+        for line in legend_lines():
+            say.plain(line)
         say.plain("=" * 100)
         return problems
 
