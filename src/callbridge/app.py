@@ -1,4 +1,5 @@
-"""``create_app``: the Quart-Trio application: health, Twilio webhooks, media WebSockets, pages."""
+"""``create_asgi``: what the daemon serves; ``create_app``: its Quart-Trio part (webhooks, pages,
+health, metrics). Media WebSockets bypass the framework (``telephony.media_socket``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.routes import create_service_blueprint
 from callbridge.service.health import Readiness
 from callbridge.services import Services
+from callbridge.telephony.media_socket import MediaRoute
 from callbridge.telephony.webhooks import TwilioWebhooks
 from callbridge.web.routes import create_web_blueprint
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_asgi"]
+
+
+def create_asgi(services: Services) -> MediaRoute:
+    """What hypercorn serves: the media WebSockets as raw ASGI, everything else through Quart."""
+    return MediaRoute(
+        create_app(services), services.supervisor, services.signatures, services.counters
+    )
 
 
 def create_app(services: Services) -> QuartTrio:

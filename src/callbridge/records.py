@@ -34,6 +34,10 @@ class EndReason(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"
     # The process that owned the call stopped without ending it (a crash, kill -9).
     INTERRUPTED = "interrupted"
+    # A media socket ended without Twilio's ``stop`` (it broke), or carried a message far larger
+    # than anything Twilio sends.
+    MEDIA_LOST = "media_lost"
+    MEDIA_TOO_LARGE = "media_too_large"
 
     @classmethod
     def hangup(cls, role: Role) -> EndReason:
@@ -53,6 +57,8 @@ _APOLOGY_REASONS = frozenset(
         EndReason.INTERNAL_ERROR,
         EndReason.MEDIA_TIMEOUT,
         EndReason.LEG_TIMEOUT,
+        EndReason.MEDIA_LOST,
+        EndReason.MEDIA_TOO_LARGE,
     }
 )
 

@@ -19,7 +19,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from callbridge.app import create_app
+from callbridge.app import create_asgi
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.config.checks import parse_listen
@@ -63,8 +63,9 @@ def hypercorn_config(sock: socket.socket) -> HypercornConfig:
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 1.0
-    # Twilio media messages are ~300 bytes; nothing we accept needs more than this.
-    hc.websocket_max_message_size = 1 << 20
+    # Twilio media messages are ~300 bytes. Our own limit (MAX_MESSAGE_CHARS, 64 KiB) ends the
+    # call at once with its reason; this one stops anything far larger before it is buffered.
+    hc.websocket_max_message_size = 256 * 1024
     return hc
 
 
@@ -82,7 +83,7 @@ async def serve(
     config = resolve_public_url(config, sock)
     notifier = SystemdNotifier.from_environ(os.environ)
     async with open_services(config) as services, trio.open_nursery() as root:
-        app = create_app(services)
+        app = create_asgi(services)
         binds: list[str] = await root.start(
             partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)
         )

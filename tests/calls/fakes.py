@@ -22,7 +22,7 @@ from callbridge.palabra.link import LinkStats
 from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import sine
-from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.legs import Inbound, MediaLeg, channel_inbound
 from callbridge.telephony.rest import CallInfo
 
 
@@ -152,11 +152,24 @@ class FakeSink:
         self.records.append(record.snapshot())
 
 
+def twilio_side() -> tuple[trio.MemorySendChannel[str | bytes], Inbound]:
+    """A media socket in memory: the send end plays Twilio, the ``Inbound`` goes to the call."""
+    send, receive = trio.open_memory_channel[str | bytes](64)
+    return send, channel_inbound(receive)
+
+
 class FakePhone:
     """The Twilio side of one media leg: sends connected/start/media, collects what we play."""
 
-    def __init__(self, leg: MediaLeg, call_sid: str, freq_hz: float | None) -> None:
+    def __init__(
+        self,
+        leg: MediaLeg,
+        socket_in: trio.MemorySendChannel[str | bytes],
+        call_sid: str,
+        freq_hz: float | None,
+    ) -> None:
         self.leg = leg
+        self.socket_in = socket_in
         self.call_sid = call_sid
         self.stream_sid = "MZ" + call_sid[2:]
         self.freq_hz = freq_hz
@@ -180,8 +193,10 @@ class FakePhone:
         self.clears = 0
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        if self.received_closed.is_set():  # the daemon closed the socket, as a server would
+            raise trio.BrokenResourceError
         data = orjson.dumps(message).decode() if isinstance(message, dict) else message
-        await self.leg.socket_in.send(data)
+        await self.socket_in.send(data)
 
     async def start(self) -> None:
         await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})

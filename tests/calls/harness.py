@@ -16,7 +16,7 @@ from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
 from callbridge.roles import Role
 from callbridge.telephony.status import StatusUpdate
-from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq
+from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq, twilio_side
 
 OPERATORS = ["+15550000001", "+15550000002", "+15550000003"]
 CALLER_SID = "CA" + "c" * 32
@@ -56,9 +56,10 @@ class Harness:
 
     async def caller_on_hold(self, session: CallSession) -> FakePhone:
         await trio.testing.wait_all_tasks_blocked()
-        leg = session.attach_leg(Role.CALLER)
+        socket_in, inbound = twilio_side()
+        leg = session.attach_leg(Role.CALLER, inbound)
         assert leg is not None
-        phone = FakePhone(leg, CALLER_SID, role_freq(Role.CALLER))
+        phone = FakePhone(leg, socket_in, CALLER_SID, role_freq(Role.CALLER))
         self.nursery.start_soon(phone.listen)
         await phone.start()
         self.nursery.start_soon(phone.stream)
@@ -78,9 +79,10 @@ class Harness:
         self.status(session, sid, "ringing", 1)
         assert session.operator_answered(sid)
         await trio.testing.wait_all_tasks_blocked()
-        leg = session.attach_leg(Role.OPERATOR)
+        socket_in, inbound = twilio_side()
+        leg = session.attach_leg(Role.OPERATOR, inbound)
         assert leg is not None
-        operator = FakePhone(leg, sid, role_freq(Role.OPERATOR))
+        operator = FakePhone(leg, socket_in, sid, role_freq(Role.OPERATOR))
         operator.phase_s = operator_phase_s
         self.nursery.start_soon(operator.listen)
         self.nursery.start_soon(operator.echo_marks)

@@ -49,3 +49,6 @@ def sign(url: str, params: Iterable[tuple[str, str]] = (), token: str = TOKEN) -
     )
     digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+from tests.telephony.webhook_app import app, small_app  # noqa: E402, F401  (fixtures)

@@ -2,76 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import trio
-from quart.testing.connections import WebsocketResponseError
-from quart_trio import QuartTrio
-from twilio.request_validator import RequestValidator
 
-from callbridge.app import create_app
-from callbridge.calls.operators import OperatorPool
-from callbridge.calls.session import CallDeps
-from callbridge.calls.supervisor import CallSupervisor
-from callbridge.config import Config
-from callbridge.services import Services
-from callbridge.telephony.signature import SignatureChecker
-from tests.calls.fakes import FakeControl, FakeLinks, FakeSink
-from tests.calls.harness import make_config
-
-PUBLIC = "https://bridge.example.com"
-TOKEN = "token"
-CALLER_SID = "CA" + "a" * 32
-
-
-def sign(path: str, form: dict[str, str], base: str = PUBLIC) -> str:
-    signature: str = RequestValidator(TOKEN).compute_signature(base + path, form)
-    return signature
-
-
-@pytest.fixture
-async def app(nursery: trio.Nursery) -> AsyncIterator[tuple[QuartTrio, Services, FakeControl]]:
-    async for built in build_app(nursery, make_config()):
-        yield built
-
-
-@pytest.fixture
-async def small_app(
-    nursery: trio.Nursery,
-) -> AsyncIterator[tuple[QuartTrio, Services, FakeControl]]:
-    async for built in build_app(nursery, make_config(CALLBRIDGE_SERVER_MAX_CALLS="2")):
-        yield built
-
-
-async def build_app(
-    nursery: trio.Nursery, config: Config
-) -> AsyncIterator[tuple[QuartTrio, Services, FakeControl]]:
-    control = FakeControl()
-    deps = CallDeps(
-        config, control, FakeLinks(), FakeSink(), OperatorPool(config.operators.numbers)
-    )
-    supervisor = CallSupervisor(deps)
-    await nursery.start(supervisor.run)
-    services = Services(config, None, supervisor, FakeSink(), SignatureChecker(config), Counter())  # type: ignore[arg-type]
-    yield create_app(services), services, control
-    supervisor.cancel_all()
-
-
-async def post(app: QuartTrio, path: str, form: dict[str, str], signature: str | None) -> Any:
-    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
-    return await app.test_client().post(path, form=form, headers=headers)
-
-
-INCOMING = {
-    "CallSid": CALLER_SID,
-    "From": "+15551112222",
-    "To": "+15559990000",
-    "CallStatus": "ringing",
-}
+from tests.telephony.webhook_app import INCOMING, post, sign
 
 
 class TestIncomingCall:
@@ -144,66 +79,6 @@ class TestCallRoutes:
         assert response.status_code == 200
         body = await response.get_data(as_text=True)
         assert "<Hangup" in body and "<Stream" not in body
-
-
-class TestMediaUpgrade:
-    async def upgrade(self, quart_app: QuartTrio, path: str, signature: str | None) -> int:
-        headers = {"X-Twilio-Signature": signature} if signature else {}
-        start = {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": "MZ" + "1" * 32,
-            "start": {
-                "accountSid": "AC" + "1" * 32,
-                "streamSid": "MZ" + "1" * 32,
-                "callSid": CALLER_SID,
-                "tracks": ["inbound"],
-                "customParameters": {},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        }
-        status = 101
-        try:
-            async with quart_app.test_client().websocket(path, headers=headers) as ws:
-                await ws.send(json.dumps(start))
-                first = json.loads(await ws.receive())  # hold audio starts at once
-                assert first["event"] == "media"
-        except* WebsocketResponseError as group:
-            status = int(_first(group).response.status_code)
-        return status
-
-    async def test_upgrade_needs_a_signature_over_the_public_wss_url(self, app: Any) -> None:
-        quart_app, services, _ = app
-        await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
-        call_id = services.supervisor.active_records()[0].id
-        path = f"/media/{call_id}/caller"
-        assert await self.upgrade(quart_app, path, None) == 403
-        assert await self.upgrade(quart_app, path, sign(path, {}, base="ws://localhost")) == 403
-        assert (
-            await self.upgrade(
-                quart_app,
-                "/media/unknown/caller",
-                sign("/media/unknown/caller", {}, base="wss://bridge.example.com"),
-            )
-            == 404
-        )
-        # The operator's leg is refused before the operator answered.
-        op_path = f"/media/{call_id}/operator"
-        assert (
-            await self.upgrade(
-                quart_app, op_path, sign(op_path, {}, base="wss://bridge.example.com")
-            )
-            == 409
-        )
-        assert (
-            await self.upgrade(quart_app, path, sign(path, {}, base="wss://bridge.example.com"))
-            == 101
-        )
-
-
-def _first(group: BaseExceptionGroup[WebsocketResponseError]) -> WebsocketResponseError:
-    inner = group.exceptions[0]
-    return _first(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
 async def test_healthz_reports_status_and_rejections(app: Any) -> None:

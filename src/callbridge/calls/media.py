@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from callbridge.audio import TWILIO_RATE, Pcm
+from callbridge.audio import FRAME_MS, TWILIO_RATE, Pcm
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.output import ListenerOutput
@@ -60,6 +60,7 @@ class CallMedia:
                 call_id=call_id,
                 stats=MediaStats(),
                 playout_target_s=media.playout_target_ms / 1000,
+                frames_per_message=media.outbound_frame_ms // FRAME_MS,
             )
             for listener in Role
         }
@@ -100,6 +101,7 @@ class CallMedia:
     def start_output(
         self, nursery: trio.Nursery, role: Role, get_leg: Callable[[], Awaitable[MediaLeg]]
     ) -> None:
+        """The listener's mixer task (hold audio, then the mix)."""
         nursery.start_soon(self.outputs[role].run, get_leg, name=f"output-{role}")
 
     async def wait_translators_ready(self) -> None:

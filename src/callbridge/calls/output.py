@@ -33,7 +33,7 @@ from typing import Final
 import numpy as np
 import trio
 
-from callbridge.audio import FRAME_MS, TWILIO_FRAME_SAMPLES, Pcm, ulaw_encode
+from callbridge.audio import FRAME_MS, FRAME_S, TWILIO_FRAME_SAMPLES, Pcm, ulaw_encode
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import ListenerMixer, MixedFrame
 from callbridge.calls.output_clock import OutputClock
@@ -42,11 +42,7 @@ from callbridge.log import get_logger
 from callbridge.roles import Role
 from callbridge.telephony.legs import MediaLeg
 from callbridge.telephony.media_stats import MediaStats
-from callbridge.telephony.media_stream import (
-    clear_message,
-    mark_message,
-    media_message,
-)
+from callbridge.telephony.media_stream import MediaMessages, clear_message, mark_message
 from callbridge.transcripts.events import TranscriptEvent
 
 __all__ = ["MARK_PREFIX", "ListenerOutput"]
@@ -72,10 +68,13 @@ class ListenerOutput:
         call_id: str,
         stats: MediaStats,
         playout_target_s: float,
+        frames_per_message: int = 1,
     ) -> None:
         self.listener = listener
         self.mixer = mixer
-        self.clock = OutputClock()
+        self._frames_per_message = frames_per_message
+        self._message_ms = FRAME_MS * frames_per_message
+        self.clock = OutputClock(frame_s=FRAME_S * frames_per_message)
         self.probe = PlayoutProbe(playout_target_s)
         self.stats = stats  # the leg's counters; the receive task counts what comes in
         self.started = trio.Event()
@@ -85,7 +84,10 @@ class ListenerOutput:
         self._bridged = bridged
         self._broadcaster = broadcaster
         self._call_id = call_id
-        self._ring, self._bell = trio.open_memory_channel[None](1)
+        self._leg: MediaLeg | None = None
+        self._media = MediaMessages("")
+        self._mixing = False  # bridged, and the first message's wait has begun
+        self._wait: trio.CancelScope | None = None  # the task's sleep until the grace runs out
         # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
         self._pending_marks: set[str] = set()
         self._cleared_marks: set[str] = set()
@@ -97,13 +99,11 @@ class ListenerOutput:
         self.started.set()
 
     def on_original(self, pcm8: Pcm) -> None:
-        """The speaker's original audio, 8 kHz; wakes the task if it waits for it."""
+        """The speaker's original audio, 8 kHz. Once a whole message of it is queued, the
+        message goes out now, from the caller's task: no task switch per frame."""
         self.mixer.push_original(pcm8)
-        # try/except, not contextlib.suppress: this runs 50 times a second per listener.
-        try:  # noqa: SIM105
-            self._ring.send_nowait(None)
-        except trio.WouldBlock:
-            pass  # already rung: the task will look at the mixer anyway
+        if self._mixing and self._original_ready():
+            self._emit(trio.current_time(), on_original=True)
 
     def on_translation(self, utterance_id: str, pcm8: Pcm, last: bool) -> None:
         """Translated speech for this listener, 8 kHz, in utterance order."""
@@ -133,25 +133,35 @@ class ListenerOutput:
     # ---- the task ------------------------------------------------------------------------------
 
     async def run(self, get_leg: Callable[[], Awaitable[MediaLeg]]) -> None:
-        """Play to the listener: hold audio until the call is bridged, then the mix, every 20 ms."""
-        leg = await get_leg()
+        """Play to the listener: hold audio until the call is bridged, then the mix."""
+        leg = self._leg = await get_leg()
         await self.started.wait()
+        self._media = MediaMessages(self.stream_sid)
         held = await self._play_hold(leg)
         if held:
             # Hold audio still queued at Twilio would delay the call's audio by its length for
             # as long as the call lasts, and the probes' floor is only right if measured from
             # an empty buffer.
             leg.send(clear_message(self.stream_sid))
-        # The first frame waits for the speaker's first original: a frame of silence sent
-        # just before it would stand in Twilio's buffer (20 ms on everything) from then on.
+        # The first message waits for the speaker's first original: silence sent just before
+        # it would stand in Twilio's buffer (20 ms on everything) from then on.
         self.clock.restart(trio.current_time(), wait_s=FIRST_ORIGINAL_WAIT_S)
+        self._mixing = True
+        if self._original_ready():
+            self._emit(trio.current_time(), on_original=True)
         while True:
-            await self._send_next_mixed(leg)
+            # Asleep while the speaker's originals come: each one sends its own message from
+            # the speaker's receive task (``on_original``), which moves this deadline on. It
+            # fires only when an original is late or missing, and then silence goes out.
+            with trio.CancelScope(deadline=self.clock.deadline) as self._wait:
+                await trio.sleep_forever()
+            self._emit(trio.current_time(), on_original=self._original_ready())
 
     async def _play_hold(self, leg: MediaLeg) -> bool:
         """Loop the hold audio until the bridge; whether any was played."""
         hold_at = 0
         held = False
+        samples = TWILIO_FRAME_SAMPLES * self._frames_per_message
         self.clock.restart(trio.current_time())
         while True:
             # Woken by the bridge at once: a frame of the other side queued while this slept
@@ -160,34 +170,49 @@ class ListenerOutput:
                 await self._bridged.wait()
             if self._bridged.is_set():
                 return held
-            pcm, hold_at = _loop_slice(self._hold, hold_at, TWILIO_FRAME_SAMPLES)
-            self._send(leg, media_message(self.stream_sid, ulaw_encode(pcm)))
+            pcm, hold_at = _loop_slice(self._hold, hold_at, samples)
+            self._send_media(leg, ulaw_encode(pcm), self._frames_per_message)
             self.clock.sent(trio.current_time(), on_original=False)
             held = True
 
-    async def _send_next_mixed(self, leg: MediaLeg) -> None:
-        """Send one frame of the mix: as soon as the speaker's original for it is here, or
-        without it once the clock's grace has passed."""
-        mixer, clock, probe = self.mixer, self.clock, self.probe
-        with trio.move_on_at(clock.deadline):
-            while mixer.original_queue_ms < FRAME_MS:
-                await self._bell.receive()
-        on_original = mixer.original_queue_ms >= FRAME_MS
-        frame = mixer.next_frame()
+    def _original_ready(self) -> bool:
+        return self.mixer.original_queue_ms >= self._message_ms
+
+    def _emit(self, now: float, *, on_original: bool) -> None:
+        """Send the next message of the mix (``frames_per_message`` frames, one fewer when a trim
+        drops one) and move the clock on. Synchronous: it runs in whichever task has the
+        speaker's original, or in this task when the grace has passed without it."""
+        leg, probe = self._leg, self.probe
+        if leg is None:
+            return
         if probe.clear_pending:
             self._clear_playout(leg)
-        now = trio.current_time()
+        frames = [self.mixer.next_frame() for _ in range(self._frames_per_message)]
+        kept = [frame for frame in frames if not self._trimmed(frame, now)]
+        if kept:
+            pcm = kept[0].pcm if len(kept) == 1 else np.concatenate([f.pcm for f in kept])
+            self._send_media(leg, ulaw_encode(pcm), len(kept))
+            for frame in kept:
+                for uid in frame.finished:
+                    self._pending_marks.add(MARK_PREFIX + uid)
+                    self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
+            name = probe.after_frame(now)
+            if name is not None:
+                self._send(leg, mark_message(self.stream_sid, name), mark=True)
+        self.clock.sent(now, on_original=on_original)
+        if self._wait is not None:
+            self._wait.deadline = self.clock.deadline
+
+    def _trimmed(self, frame: MixedFrame, now: float) -> bool:
         # Looking at the frame only while a trim waits keeps the common path cheap. A frame of
         # translated speech is never the one dropped: the hole would be heard, and a frame that
         # ends an utterance carries the mark that says when it was played.
-        trim = (
+        probe = self.probe
+        return (
             probe.trim_pending
             and not _carries_translation(frame)
             and probe.should_skip(_is_quiet(frame), now)
         )
-        if not trim:
-            self._send_mixed(leg, frame)
-        clock.sent(now, on_original=on_original)
 
     def _clear_playout(self, leg: MediaLeg) -> None:
         delay = self.probe.last_delay_s
@@ -197,18 +222,16 @@ class ListenerOutput:
         self._pending_marks.clear()
         log.warning("playout_cleared", listener=str(self.listener), delay_ms=_ms(delay))
 
-    def _send_mixed(self, leg: MediaLeg, frame: MixedFrame) -> None:
-        self._send(leg, media_message(self.stream_sid, ulaw_encode(frame.pcm)))
-        for uid in frame.finished:
-            self._pending_marks.add(MARK_PREFIX + uid)
-            self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
-        name = self.probe.after_frame(trio.current_time())
-        if name is not None:
-            self._send(leg, mark_message(self.stream_sid, name), mark=True)
+    def _send_media(self, leg: MediaLeg, payload: bytes, frames: int) -> None:
+        if leg.send(self._media.media(payload)):
+            for _ in range(frames):
+                self.stats.record_out(TWILIO_FRAME_SAMPLES)
+        else:
+            self.send_dropped += frames
 
     def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> None:
         if leg.send(message):
-            self.stats.record_out(0 if mark else TWILIO_FRAME_SAMPLES, mark=mark)
+            self.stats.record_out(0, mark=mark)
         else:
             self.send_dropped += 1
 

@@ -7,12 +7,14 @@ Each message from Twilio is parsed (``telephony.media_stream.parse``) and counte
   there to hear it, and the translators get silence keepalive meanwhile);
 - ``mark``: an echo of a mark we sent this party, for this party's output;
 - ``start``: this party's stream is up (its id is needed to send anything);
-- ``stop``, or the socket closing: this party hung up, which ends the call;
+- ``stop``: this party hung up, which ends the call;
+- the socket ending without a ``stop`` (it broke) ends the call as ``media_lost``, and a message
+  over ``MAX_MESSAGE_CHARS`` (nothing Twilio sends comes near it) as ``media_too_large``, at once;
 - ``dtmf``: logged;
 - invalid messages: counted by reason, the first of each reason per leg logged.
 
-Error handling: raises ``CallEnded`` (``<role>_hangup``, or ``leg_timeout`` when nothing valid
-came for ``media.leg_idle_timeout_s``), which ends the call.
+Error handling: raises ``CallEnded`` (``<role>_hangup``, ``media_lost``, ``media_too_large``, or
+``leg_timeout`` when nothing valid came for ``media.leg_idle_timeout_s``), which ends the call.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from callbridge.calls.output import ListenerOutput
 from callbridge.errors import CallEnded
 from callbridge.log import get_logger
 from callbridge.records import EndReason
-from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.legs import LegClosed, MediaLeg
 from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import (
     Dtmf,
     Event,
     Invalid,
+    InvalidReason,
     Mark,
     Media,
     Start,
@@ -79,13 +82,14 @@ class LegReceiver:
         while True:
             with trio.move_on_at(last_valid + self._idle_s):
                 try:
-                    message = await self._leg.inbound.receive()
-                except (trio.EndOfChannel, trio.ClosedResourceError):
-                    raise CallEnded(EndReason.hangup(self.role), "media socket closed") from None
+                    message = await self._leg.receive()
+                except LegClosed as closed:
+                    # Twilio says ``stop`` before it closes; a socket that ends without one broke.
+                    raise CallEnded(EndReason.MEDIA_LOST, f"{self.role}: {closed}") from None
                 event = parse(message)
                 self.stats.record(event)
                 if isinstance(event, Invalid):
-                    self._log_invalid(event)
+                    self._on_invalid(event)
                     continue
                 last_valid = trio.current_time()
                 self._handle(event)
@@ -118,6 +122,14 @@ class LegReceiver:
         self._other.on_original(pcm8)
         if self._translator is not None:
             self._translator.feed(pcm8)
+
+    def _on_invalid(self, event: Invalid) -> None:
+        if event.reason is InvalidReason.TOO_LARGE:
+            # Nothing Twilio sends comes near the limit: the stream is not Twilio's any more.
+            self._leg.close()
+            detail = f"a {event.raw_size}-character message from the {self.role}"
+            raise CallEnded(EndReason.MEDIA_TOO_LARGE, detail)
+        self._log_invalid(event)
 
     def _log_invalid(self, event: Invalid) -> None:
         # First of each kind per leg is a warning; the rest are counted in the summary line.

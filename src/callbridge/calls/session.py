@@ -40,7 +40,7 @@ from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Direction, Role
-from callbridge.telephony.legs import MediaLeg
+from callbridge.telephony.legs import Inbound, MediaLeg
 from callbridge.telephony.status import TERMINAL_STATUSES, StatusUpdate
 from callbridge.telephony.twiml import say_and_hangup_twiml
 
@@ -99,13 +99,19 @@ class CallSession:
     def ended(self) -> bool:
         return self._ended
 
-    def attach_leg(self, role: Role) -> MediaLeg | None:
-        """A media WebSocket for ``role`` arrived; None if the call cannot take it."""
+    def expects_leg(self, role: Role) -> bool:
+        """Whether a media WebSocket for ``role`` would be taken now (checked before the upgrade
+        is accepted, so a refused one gets an HTTP status)."""
         if self._ended or self._nursery is None or role in self._legs:
+            return False
+        return role is Role.CALLER or self._dialer.answered.is_set()
+
+    def attach_leg(self, role: Role, inbound: Inbound) -> MediaLeg | None:
+        """A media WebSocket for ``role`` was accepted (``inbound`` reads it); its leg, or None
+        if the call cannot take it."""
+        if not self.expects_leg(role) or self._nursery is None:
             return None
-        if role is Role.OPERATOR and not self._dialer.answered.is_set():
-            return None
-        leg = MediaLeg.open(role)
+        leg = MediaLeg.open(role, inbound)
         self._legs[role] = leg
         self._leg_arrived[role].set()
         self._nursery.start_soon(self.media.receiver(leg).run, name=f"receive-{role}")

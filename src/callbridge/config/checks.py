@@ -123,6 +123,10 @@ def cross_checks(config: Config) -> list[str]:
     problems.extend(
         _check_url("palabra.streaming_url", config.palabra.streaming_url, ("ws", "wss"))
     )
+    if config.media.outbound_frame_ms % 20:
+        problems.append(
+            f"media.outbound_frame_ms: must be a multiple of 20, got {config.media.outbound_frame_ms}"
+        )
     palabra = config.palabra
     problems.extend(_queue_level_problems(palabra))
     if palabra.max_tempo < palabra.min_tempo:

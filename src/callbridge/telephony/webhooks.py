@@ -7,7 +7,8 @@ Routes (Twilio requests every one of them; none is for people):
 - ``POST /twiml/operator/<call>``: the operator answered; their ``<Connect><Stream>``;
 - ``POST /twilio/status/<call>/<role>``: status callbacks of the operator's call;
 - ``POST /twiml/stream-ended/<call>/<role>``: a ``<Connect>`` ended (its ``action``);
-- ``WS /media/<call>/<role>``: a Media Stream, handed to the call as a ``MediaLeg``.
+- (``WS /media/<call>/<role>``, the Media Streams, are served beside the framework by
+  ``media_socket.MediaRoute``.)
 
 Every request is signature-checked against ``server.public_url`` before anything else happens;
 a missing or bad signature is a 403 and a warning naming the route (never the token). Handlers
@@ -28,14 +29,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Protocol
 
-from quart import Blueprint, Response, request, websocket
+from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 
 from callbridge.config import Config, pick_prompt
 from callbridge.log import get_logger
 from callbridge.records import CallRecord
 from callbridge.roles import Role
-from callbridge.telephony.legs import MediaLeg, pump_websocket
 from callbridge.telephony.signature import SignatureChecker
 from callbridge.telephony.status import StatusCallbackError, StatusUpdate, parse_status_callback
 from callbridge.telephony.twiml import (
@@ -46,7 +46,7 @@ from callbridge.telephony.twiml import (
     stream_ended_url,
 )
 
-__all__ = ["CallDirectory", "CallHandle", "LiveCall", "TwilioWebhooks"]
+__all__ = ["CallDirectory", "CallHandle", "TwilioWebhooks"]
 
 log = get_logger("callbridge.webhooks")
 
@@ -76,18 +76,10 @@ class CallHandle(Protocol):
     def stream_ended(self, role: Role) -> None: ...
 
 
-class LiveCall(CallHandle, Protocol):
-    """A live call: it can also take a media leg."""
-
-    def attach_leg(self, role: Role) -> MediaLeg | None: ...
-
-
 class CallDirectory(Protocol):
     """Admission and lookup of calls (``calls.supervisor.CallSupervisor``)."""
 
-    def admit(self, *, caller_sid: str, caller_number: str) -> LiveCall | None: ...
-
-    def find(self, call_id: str) -> LiveCall | None: ...
+    def admit(self, *, caller_sid: str, caller_number: str) -> CallHandle | None: ...
 
     def find_any(self, call_id: str) -> CallHandle | None: ...
 
@@ -120,7 +112,6 @@ class TwilioWebhooks:
         for rule, endpoint, methods in _ROUTES:
             view: Callable[..., Awaitable[ResponseReturnValue]] = getattr(self, endpoint)
             bp.add_url_rule(rule, endpoint, view, methods=list(methods))
-        bp.add_websocket("/media/<call_id>/<role>", "media", self.media)
         return bp
 
     # ---- the routes -----------------------------------------------------------------------------
@@ -186,29 +177,6 @@ class TwilioWebhooks:
         # upgrade was refused has no stop or close to tell it). Ended calls just get the TwiML.
         session.stream_ended(party)
         return _twiml(hangup_twiml())
-
-    async def media(self, call_id: str, role: str) -> Response | None:
-        signature = websocket.headers.get(SIGNATURE_HEADER)
-        if not self._checker.check_websocket(websocket.path, websocket.query_string, signature):
-            self._counters["bad_signature"] += 1
-            log.warning(
-                "signature_rejected",
-                route=websocket.path,
-                present=signature is not None,
-                upgrade=True,
-            )
-            return _error(403, "invalid signature")
-        session = self._calls.find(call_id)
-        if session is None or role not in Role.__members__.values():
-            return self._unknown(call_id, websocket.path)
-        leg = session.attach_leg(Role(role))
-        if leg is None:
-            self._counters["media_refused"] += 1
-            log.warning("media_refused", call_id=call_id, role=role, ended=session.ended)
-            return _error(409, "media leg not expected")
-        await websocket.accept()
-        await pump_websocket(leg, websocket.receive, websocket.send)
-        return None
 
     # ---- helpers --------------------------------------------------------------------------------
 
