@@ -24,10 +24,10 @@ from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.config.checks import parse_listen
 from callbridge.config_summary import metrics_url, twilio_webhook_url
+from callbridge.lifecycle import ServiceLifecycle
 from callbridge.log import get_logger
 from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.routes import serve_metrics
-from callbridge.service.lifecycle import ServiceLifecycle
 from callbridge.service.systemd import SystemdNotifier
 from callbridge.services import open_services
 

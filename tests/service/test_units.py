@@ -13,7 +13,7 @@ import pytest
 from callbridge.calls.session import CLEANUP_TIMEOUT_S
 from callbridge.cli import EXIT_USAGE
 from callbridge.config import ServerConfig
-from callbridge.service.lifecycle import EXTEND_BY_S
+from callbridge.lifecycle import EXTEND_BY_S
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "contrib" / "systemd"

@@ -2,5 +2,4 @@
 
 - ``systemd``: ``sd_notify`` over ``$NOTIFY_SOCKET`` (READY, STATUS, WATCHDOG, STOPPING, ...);
 - ``health``: the event-loop monitor (lag, watchdog pings) and ``/readyz``'s readiness;
-- ``lifecycle``: what the daemon tells systemd as it starts, serves and drains.
 """
