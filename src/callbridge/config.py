@@ -19,6 +19,8 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
+import socket
 import tomllib
 import types
 import typing
@@ -33,6 +35,7 @@ from callbridge.errors import ConfigError
 
 __all__ = [
     "SECRET_ENV",
+    "ClusterConfig",
     "Config",
     "DirectionMode",
     "DirectionOverrides",
@@ -297,6 +300,43 @@ class TranscriptsConfig:
     )
     heartbeat_s: float = _field(15.0, "feed heartbeat interval", range=(1, 300))
     recent_calls: int = _field(50, "ended calls listed by /api/calls", range=(1, 10000))
+    database_url: str = _field(
+        "",
+        "shared PostgreSQL store, postgresql://user@host:5432/db (password from PGPASSWORD or "
+        "~/.pgpass); empty means SQLite under server.state_dir",
+    )
+    store_timeout_s: float = _field(
+        10.0, "reads and shutdown give up on a store writer silent this long", range=(0.5, 600)
+    )
+
+
+@attrs.frozen
+class ClusterConfig:
+    """Several instances behind one number (docs/cluster.md); off while ``redis_url`` is empty."""
+
+    redis_url: str = _field(
+        "",
+        "Redis for cluster mode, redis://host:6379/0 (password from CALLBRIDGE_REDIS_PASSWORD); "
+        "empty means one instance on its own",
+    )
+    redis_password: Secret | None = _field(
+        None, "env CALLBRIDGE_REDIS_PASSWORD", env="CALLBRIDGE_REDIS_PASSWORD"
+    )
+    instance_id: str = _field(
+        "", "this instance's unique name in the cluster; empty means hostname:port"
+    )
+    instance_url: str = _field(
+        "",
+        "this instance's own base URL (its hostname, or a path prefix the proxy routes to it); "
+        "empty means server.public_url",
+    )
+    heartbeat_s: float = _field(
+        2.0, "registry heartbeat; three missed heartbeats mark an instance dead", range=(0.2, 60)
+    )
+    key_prefix: str = _field("callbridge", "prefix of every Redis key this cluster uses")
+    command_timeout_s: float = _field(
+        5.0, "timeout of one Redis command (connect, send, reply)", range=(0.1, 60)
+    )
 
 
 @attrs.frozen
@@ -317,6 +357,7 @@ class Config:
     media: MediaConfig = attrs.field(factory=MediaConfig)
     prompts: PromptsConfig = attrs.field(factory=PromptsConfig)
     transcripts: TranscriptsConfig = attrs.field(factory=TranscriptsConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
     log: LogConfig = attrs.field(factory=LogConfig)
 
     @property
@@ -324,6 +365,16 @@ class Config:
         """``server.public_url`` without a trailing slash, or the bind address when unset."""
         url = self.server.public_url or f"http://{self.server.host}:{self.server.port}"
         return url.rstrip("/")
+
+    @property
+    def instance_id(self) -> str:
+        """``cluster.instance_id``, or ``hostname:port`` when unset (unique per process on a host)."""
+        return self.cluster.instance_id or f"{socket.gethostname()}:{self.server.port}"
+
+    @property
+    def instance_url(self) -> str:
+        """``cluster.instance_url`` without a trailing slash, or ``public_url`` when unset."""
+        return self.cluster.instance_url.rstrip("/") or self.public_url
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for log redaction."""
@@ -339,6 +390,7 @@ SECRET_ENV = (
     "PALABRA_CLIENT_ID",
     "PALABRA_CLIENT_SECRET",
     "CALLBRIDGE_WEB_TOKEN",
+    "CALLBRIDGE_REDIS_PASSWORD",
 )
 
 
@@ -596,6 +648,7 @@ def _cross_checks(config: Config) -> list[str]:
             problems.append(
                 f"languages.{side}_detectable: must list languages when languages.{side} = auto"
             )
+    problems.extend(_cluster_problems(config))
     for number in config.operators.numbers:
         if not number.startswith(("+", "sip:", "client:")):
             problems.append(f"operators.numbers: must be E.164 (+15551234567), got {number!r}")
@@ -613,6 +666,54 @@ def _check_url(
     if parts.query:
         return [f"{key}: must not have a query string, got {url!r}"]
     return []
+
+
+# Instance ids and key prefixes end up inside Redis keys and log lines: keep them plain.
+_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _service_url_problems(key: str, url: str, schemes: tuple[str, ...], where: str) -> list[str]:
+    """A Redis or PostgreSQL URL: right scheme, and no password (the message then never repeats
+    the URL, so the password cannot reach a log). Query strings (``?sslmode=``) are allowed."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.password:
+        return [f"{key}: must not hold a password (set {where} instead)"]
+    if parts.scheme not in schemes:
+        return [f"{key}: must be a {'/'.join(schemes)} URL, got {url!r}"]
+    return []
+
+
+def _cluster_problems(config: Config) -> list[str]:
+    """Cluster and shared-store settings: URL schemes, no passwords in URLs, names fit for keys."""
+    cluster, database_url = config.cluster, config.transcripts.database_url
+    problems = _check_url(
+        "cluster.instance_url", cluster.instance_url, ("http", "https"), allow_empty=True
+    )
+    problems += _service_url_problems(
+        "cluster.redis_url", cluster.redis_url, ("redis", "rediss"), "CALLBRIDGE_REDIS_PASSWORD"
+    )
+    problems += _service_url_problems(
+        "transcripts.database_url",
+        database_url,
+        ("postgresql", "postgres"),
+        "PGPASSWORD or ~/.pgpass",
+    )
+    if cluster.instance_id and not _NAME.fullmatch(cluster.instance_id):
+        problems.append(
+            f"cluster.instance_id: must be 1-64 of A-Z a-z 0-9 . _ : -, got {cluster.instance_id!r}"
+        )
+    if not _NAME.fullmatch(cluster.key_prefix):
+        problems.append(
+            f"cluster.key_prefix: must be 1-64 of A-Z a-z 0-9 . _ : -, got {cluster.key_prefix!r}"
+        )
+    if cluster.redis_url and not database_url:
+        problems.append(
+            "transcripts.database_url: required when cluster.redis_url is set "
+            "(every instance must write to one shared store)"
+        )
+    return problems
 
 
 def _queue_level_problems(palabra: PalabraConfig) -> list[str]:
