@@ -30,6 +30,7 @@ from callbridge.log import get_logger
 from callbridge.records import CallRecord
 from callbridge.transcripts.broadcaster import (
     ALL_CALLS,
+    MAX_RINGS,
     Broadcaster,
     FeedItem,
     call_topic,
@@ -41,9 +42,9 @@ from callbridge.transcripts.events import (
     event_to_wire,
     utterance_wire,
 )
-from callbridge.transcripts.store import TranscriptStore
+from callbridge.transcripts.store import StoreUnavailable, TranscriptStore
 
-__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub"]
+__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub", "store_for"]
 
 log = get_logger("callbridge.transcripts.hub")
 
@@ -51,6 +52,8 @@ log = get_logger("callbridge.transcripts.hub")
 _ENDED_CALLS_KEPT: Final = 8
 # How often old calls are pruned; retention is counted in days, so hourly is plenty.
 _PRUNE_INTERVAL_S: Final = 3600.0
+# How often the store's writer is checked (a flush that must complete within store_timeout_s).
+_STORE_CHECK_S: Final = 30.0
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -265,7 +268,45 @@ class TranscriptHub:
     async def _calls_snapshot(self) -> dict[str, Any]:
         return {"calls": await self.list_calls()}
 
+    def close_calls(self, calls: list[Mapping[str, Any]], reason: str) -> None:
+        """Mark ``calls`` (rows from ``store.live_calls``) ended with ``reason`` now: stored, and
+        shown live on every page. For calls no process runs any more (restart recovery, a dead
+        instance's calls); each keeps its ``owner``."""
+        now = time.time()
+        for call in calls:
+            record = {**call, "status": "ended", "end_reason": call.get("end_reason") or reason}
+            record["ended_at"] = call.get("ended_at") or now
+            self.publish(
+                TranscriptEvent(
+                    call_id=str(call["id"]),
+                    kind="call",
+                    direction=None,
+                    utterance_id=None,
+                    text="",
+                    language=None,
+                    ts=now,
+                    data=record,
+                )
+            )
+
     # --- lifecycle -------------------------------------------------------------------------------
+
+    async def _watch_store(self) -> None:
+        """Log once when the store's writer stops committing (dead or wedged), once when it
+        recovers; ``store.health()`` and reads tell the same to whoever asks."""
+        problem: str | None = None
+        while True:
+            await trio.sleep(_STORE_CHECK_S)
+            try:
+                await self.store.flush()
+            except StoreUnavailable as exc:
+                if problem is None:
+                    log.error("store_unhealthy", error=str(exc))
+                problem = str(exc)
+            else:
+                if problem is not None:
+                    log.info("store_healthy_again", was=problem)
+                problem = None
 
     async def _prune_forever(self) -> None:
         while True:
@@ -284,21 +325,41 @@ def _received_at(record: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def store_for(config: Config) -> TranscriptStore:
+    """PostgreSQL when ``transcripts.database_url`` is set, else SQLite under ``state_dir``.
+
+    Blocking (it may create the directory): call it from a worker thread."""
+    tc = config.transcripts
+    kwargs: dict[str, Any] = {"owner": config.instance_id, "timeout_s": tc.store_timeout_s}
+    if tc.database_url:
+        return TranscriptStore.postgres(tc.database_url, **kwargs)
+    return TranscriptStore.at(config.server.state_dir, **kwargs)
+
+
 @asynccontextmanager
-async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
-    """Open the store under ``server.state_dir`` and run the hub for the ``async with`` block.
+async def open_transcript_hub(
+    config: Config, *, close_interrupted: bool = True
+) -> AsyncIterator[TranscriptHub]:
+    """Open the store (``store_for``) and run the hub for the ``async with`` block.
+
+    ``close_interrupted=False`` leaves calls a dead process left open for restart recovery
+    (``hub.store.own_live_calls()``, end them at Twilio, ``hub.close_calls(calls, reason)``).
 
     Resource handling: on exit, open feeds end, then every queued write is committed and the
     writer thread stops (shielded, so this also holds when the block is cancelled).
     """
     tc = config.transcripts
-    store = await trio.to_thread.run_sync(TranscriptStore.at, config.server.state_dir)
-    await trio.to_thread.run_sync(store.start)
+    store = await trio.to_thread.run_sync(store_for, config)
+    reason = "interrupted" if close_interrupted else None
+    await trio.to_thread.run_sync(lambda: store.start(interrupted_reason=reason))
     hub = TranscriptHub(
         config=tc,
         store=store,
         broadcaster=Broadcaster(
-            replay_events=tc.replay_events, subscriber_queue=tc.subscriber_queue
+            replay_events=tc.replay_events,
+            subscriber_queue=tc.subscriber_queue,
+            # Every live call's ring plus the recently ended ones and the all-calls feed.
+            max_rings=max(MAX_RINGS, config.server.max_calls + _ENDED_CALLS_KEPT + 1),
         ),
     )
     # Queued before anything the hub's users write, so it can only remove older calls.
@@ -306,6 +367,7 @@ async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(hub._prune_forever)
+            nursery.start_soon(hub._watch_store)
             try:
                 yield hub
             finally:
