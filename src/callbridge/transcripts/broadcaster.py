@@ -49,10 +49,12 @@ def call_topic(call_id: str) -> str:
 
 @attrs.frozen
 class FeedItem:
-    """One encoded feed message; ``payload`` is JSON ready to send."""
+    """One encoded feed message; ``payload`` is JSON ready to send. ``event_id``: the feed id
+    when it is not ``{boot}-{seq}`` (a Redis stream entry id in cluster mode)."""
 
     seq: int
     payload: bytes
+    event_id: str | None = None
 
 
 @attrs.define(eq=False)

@@ -42,6 +42,7 @@ from callbridge.transcripts.events import (
     event_to_wire,
     utterance_wire,
 )
+from callbridge.transcripts.feeds import FeedSource
 from callbridge.transcripts.store import StoreUnavailable, TranscriptStore
 
 __all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub", "store_for"]
@@ -86,7 +87,7 @@ class Feed:
     receive: trio.MemoryReceiveChannel[FeedItem]
 
     def event_id(self, item: FeedItem) -> str:
-        return f"{self.boot}-{item.seq}"
+        return item.event_id or f"{self.boot}-{item.seq}"
 
 
 @attrs.define
@@ -103,6 +104,9 @@ class TranscriptHub:
     config: TranscriptsConfig
     store: TranscriptStore
     broadcaster: Broadcaster
+    # Cluster mode: events go out through it (Redis Streams) and pages subscribe through it, so
+    # every instance's pages see every call. None: this process's broadcaster does both.
+    feeds: FeedSource | None = None
     stats: HubStats = attrs.Factory(HubStats)
     _calls: dict[str, _CallState] = attrs.Factory(dict)
     _retired: OrderedDict[str, None] = attrs.Factory(OrderedDict)
@@ -160,9 +164,11 @@ class TranscriptHub:
             if event.kind == "call"
             else (call_topic(event.call_id),)
         )
-        seq = self.broadcaster.next_seq()
-        message = {"type": "event", **event_to_wire(event)}
-        self.broadcaster.publish(topics, FeedItem(seq, encode(message)))
+        message = encode({"type": "event", **event_to_wire(event)})
+        if self.feeds is not None:
+            self.feeds.publish(topics, message)
+            return
+        self.broadcaster.publish(topics, FeedItem(self.broadcaster.next_seq(), message))
 
     def _state_for(self, event: TranscriptEvent) -> _CallState:
         state = self._calls.get(event.call_id)
@@ -241,22 +247,31 @@ class TranscriptHub:
         """
         topic = ALL_CALLS if call_id is None else call_topic(call_id)
         bc = self.broadcaster
+        if self.feeds is not None:
+            async with self.feeds.subscribe(topic, last_event_id) as remote:
+                initial = remote.replay
+                if initial is None:
+                    snapshot = await self._snapshot(call_id)
+                    initial = [FeedItem(0, snapshot, remote.snapshot_id), *remote.tail]
+                yield Feed(boot=bc.boot, initial=initial, receive=remote.receive)
+            return
         with bc.subscribe(topic) as sub:
             initial = bc.replay_since(topic, bc.parse_feed_id(last_event_id))
             if initial is None:
                 # Events published while a store read runs also reach ``sub``: pages apply them
                 # idempotently, so overlap with the snapshot is harmless and nothing is missed.
-                body = await (
-                    self._calls_snapshot() if call_id is None else self._call_snapshot(call_id)
-                )
-                message = {
-                    "type": "snapshot",
-                    "server_time": time.time(),
-                    "heartbeat_s": self.config.heartbeat_s,
-                    **body,
-                }
-                initial = [FeedItem(sub.start_seq, encode(message))]
+                initial = [FeedItem(sub.start_seq, await self._snapshot(call_id))]
             yield Feed(boot=bc.boot, initial=initial, receive=sub.receive)
+
+    async def _snapshot(self, call_id: str | None) -> bytes:
+        body = await (self._calls_snapshot() if call_id is None else self._call_snapshot(call_id))
+        message = {
+            "type": "snapshot",
+            "server_time": time.time(),
+            "heartbeat_s": self.config.heartbeat_s,
+            **body,
+        }
+        return encode(message)
 
     async def _call_snapshot(self, call_id: str) -> dict[str, Any]:
         state = self._calls.get(call_id)
@@ -318,6 +333,8 @@ class TranscriptHub:
         web server's graceful stop open; idempotent."""
         self._closed = True
         self.broadcaster.close()
+        if self.feeds is not None:
+            self.feeds.close()
 
 
 def _received_at(record: Mapping[str, Any]) -> float:
@@ -338,10 +355,11 @@ def store_for(config: Config) -> TranscriptStore:
 
 @asynccontextmanager
 async def open_transcript_hub(
-    config: Config, *, close_interrupted: bool = True
+    config: Config, *, close_interrupted: bool = True, feeds: FeedSource | None = None
 ) -> AsyncIterator[TranscriptHub]:
     """Open the store (``store_for``) and run the hub for the ``async with`` block.
 
+    ``feeds``: the cluster's live feeds (``Cluster.feeds``); None serves this process's own.
     ``close_interrupted=False`` leaves calls a dead process left open for restart recovery
     (``hub.store.own_live_calls()``, end them at Twilio, ``hub.close_calls(calls, reason)``).
 
@@ -361,6 +379,7 @@ async def open_transcript_hub(
             # Every live call's ring plus the recently ended ones and the all-calls feed.
             max_rings=max(MAX_RINGS, config.server.max_calls + _ENDED_CALLS_KEPT + 1),
         ),
+        feeds=feeds,
     )
     # Queued before anything the hub's users write, so it can only remove older calls.
     store.prune(tc.retention_days)
