@@ -14,9 +14,10 @@ so a page that reconnects to *any* instance resumes with ``XRANGE (<last id> +``
   stream is read from a concrete id, never ``$``, which would lose entries added between two reads.
   A newly watched stream interrupts the blocked read with ``CLIENT UNBLOCK``
   (https://redis.io/docs/latest/commands/client-unblock/), and so does cancellation.
-- **Resume**: ``XINFO STREAM``'s ``max-deleted-entry-id`` (Redis 7) tells whether trimming removed
-  anything after the page's id: then, or when the id is unknown or more than ``replay_events``
-  behind, the page gets a snapshot instead, never a replay with a hole.
+- **Resume**: ``XINFO STREAM`` (Redis 7: ``entries-added`` against ``length``, the first entry,
+  ``max-deleted-entry-id``) tells whether entries after the page's id may have been trimmed: then,
+  or when the id is unknown or more than ``replay_events`` behind, the page gets a snapshot
+  instead, never a replay with a hole.
 """
 
 from __future__ import annotations
@@ -95,9 +96,16 @@ class StreamFeeds:
     """A ``transcripts.feeds.FeedSource`` on Redis Streams; run ``run()`` in a nursery."""
 
     def __init__(
-        self, redis: RedisAdapter, *, prefix: str, replay_events: int, subscriber_queue: int
+        self,
+        redis: RedisAdapter,
+        *,
+        prefix: str,
+        replay_events: int,
+        subscriber_queue: int,
+        block_ms: int = _BLOCK_MS,
     ) -> None:
         self._redis = redis
+        self._block_ms = block_ms
         self._prefix = prefix
         self._replay_events = replay_events
         self._subscriber_queue = subscriber_queue
@@ -201,7 +209,7 @@ class StreamFeeds:
         def read() -> Any:
             if self._reader_id is None:
                 self._reader_id = int(client.client_id())
-            return client.xread(streams, count=_READ_COUNT, block=_BLOCK_MS)
+            return client.xread(streams, count=_READ_COUNT, block=self._block_ms)
 
         try:
             return await trio.to_thread.run_sync(
@@ -303,6 +311,15 @@ class StreamFeeds:
         handed = replay if replay is not None else tail
         if handed:
             sub.floor = max(sub.floor, parse_stream_id(handed[-1].event_id) or (0, 0))
+        # Live entries that reached the channel while the range was read: drop those the range
+        # already holds, keep the rest after it, so the page gets each entry once, in order.
+        while True:
+            try:
+                early = receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if (parse_stream_id(early.event_id) or (0, 0)) > sub.floor:
+                handed.append(early)
         return FeedSubscription(replay=replay, snapshot_id=_fmt(start), receive=receive, tail=tail)
 
     async def _range(self, key: str, start: str, count: int | None) -> list[FeedItem]:
@@ -352,9 +369,11 @@ def _stream_state(client: Any, key: str) -> _StreamState | None:
     except redis.ResponseError:
         return None  # no such stream (yet, or any more)
     last = parse_stream_id(info.get("last-generated-id")) or (0, 0)
-    deleted = parse_stream_id(info.get("max-deleted-entry-id"))
-    if deleted is None:  # Redis < 7: everything before the first entry may have been trimmed
+    # XDEL moves max-deleted-entry-id, trimming does not: an entry count above the length means
+    # something before the first entry is gone (a resume from before it may have a hole).
+    deleted = parse_stream_id(info.get("max-deleted-entry-id")) or (0, 0)
+    if int(info.get("entries-added", 0)) > int(info.get("length", 0)):
         first = info.get("first-entry")
         first_id = parse_stream_id(first[0]) if first else None
-        deleted = (first_id[0], first_id[1] - 1) if first_id else last
+        deleted = max(deleted, first_id or last)
     return _StreamState(last=last, deleted_upto=deleted)
