@@ -14,6 +14,7 @@ from callbridge.calls.media import load_hold_audio
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor, OperatorPool
+from callbridge.cluster import Cluster, InstanceStatus, open_cluster
 from callbridge.config import Config
 from callbridge.roles import Direction
 from callbridge.telephony.rest import TwilioRest
@@ -32,6 +33,8 @@ class Services:
     signatures: SignatureChecker
     # Rejected or malformed input by kind (bad_signature, unknown_call, ...), for logs and metrics.
     counters: Counter[str] = attrs.Factory(Counter)
+    # Cluster mode (docs/cluster.md); without cluster.redis_url its parts are local stand-ins.
+    cluster: Cluster | None = None
 
 
 def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
@@ -52,7 +55,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     hold_audio = load_hold_audio(config)
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
-        open_transcript_hub(config) as hub,
+        open_cluster(config) as cluster,
+        open_transcript_hub(config, feeds=cluster.feeds) as hub,
         trio.open_nursery() as nursery,
     ):
         deps = CallDeps(
@@ -65,7 +69,12 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         )
         supervisor = CallSupervisor(deps)
         await nursery.start(supervisor.run)
+        # Registry heartbeat (returns at once without a cluster); dead instances are only logged
+        # until the call code hands Cluster.run an on_dead that ends their calls at Twilio.
+        await nursery.start(
+            cluster.run, lambda: InstanceStatus(supervisor.active_count, supervisor.draining)
+        )
         try:
-            yield Services(config, http, supervisor, hub, SignatureChecker(config))
+            yield Services(config, http, supervisor, hub, SignatureChecker(config), cluster=cluster)
         finally:
             nursery.cancel_scope.cancel()
