@@ -46,6 +46,7 @@ async def test_a_call_owned_by_one_instance_is_live_and_resumable_on_another(
                 status = await next_message(calls_page)
             assert (status["kind"], status["call_id"]) == ("call", "c3")
 
+            await hub3.store.flush()  # the owner's writer commits within milliseconds
             async with hub1.open_feed("c3", None) as page:
                 [snapshot] = [orjson.loads(i.payload) for i in page.initial[:1]]
                 assert snapshot["call"]["id"] == "c3"  # type: ignore[index]

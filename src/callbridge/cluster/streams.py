@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -55,6 +56,8 @@ _PUBLISH_BATCH: Final = 500
 _CALL_STREAM_TTL_MS: Final = 3_600_000
 _ALL_STREAM_TTL_MS: Final = 86_400_000
 _RETRY_S: Final = 1.0
+# CLIENT UNBLOCK attempts, 10 ms apart, for an XREAD still on its way to the server.
+_UNBLOCK_TRIES: Final = 50
 _ID: Final = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 
@@ -118,6 +121,8 @@ class StreamFeeds:
         self._changed = trio.Event()
         self._reader_limiter = trio.CapacityLimiter(1)
         self._reader_id: int | None = None
+        # True while the reader thread is inside XREAD (set and read across threads: a bool).
+        self._reading = False
         self._closed = False
 
     def key(self, topic: str) -> str:
@@ -207,9 +212,16 @@ class StreamFeeds:
 
     async def _xread(self, client: Any, streams: dict[str, str]) -> Any:
         def read() -> Any:
-            if self._reader_id is None:
-                self._reader_id = int(client.client_id())
-            return client.xread(streams, count=_READ_COUNT, block=self._block_ms)
+            try:
+                if self._reader_id is None:
+                    self._reader_id = int(client.client_id())
+                return client.xread(streams, count=_READ_COUNT, block=self._block_ms)
+            finally:
+                self._reading = False
+
+        # Set before the thread starts, cleared by it when XREAD returns: "_unblock" keeps trying
+        # for as long as a read may still be on its way to blocking.
+        self._reading = True
 
         try:
             return await trio.to_thread.run_sync(
@@ -221,14 +233,22 @@ class StreamFeeds:
             raise
 
     async def _unblock(self) -> None:
-        """End the reader's blocked XREAD now (it returns as if timed out)."""
-        reader_id = self._reader_id
-        if reader_id is None:
-            return
-        try:
-            await self._redis.run(lambda c: _client_unblock(c, reader_id))
-        except redis.RedisError as exc:
-            log.warning("feed_unblock_failed", error=repr(exc))
+        """End the reader's blocked XREAD now (it returns as if timed out). An XREAD sent but not
+        yet blocking on the server answers 0 to CLIENT UNBLOCK: try again while it is in flight."""
+        for _ in range(_UNBLOCK_TRIES):
+            reader_id = self._reader_id
+            if not self._reading:
+                return
+            if reader_id is None:  # the thread is still asking for its client id
+                await trio.sleep(0.01)
+                continue
+            try:
+                if await self._redis.run(partial(_client_unblock, client_id=reader_id)):
+                    return
+            except redis.RedisError as exc:
+                log.warning("feed_unblock_failed", error=repr(exc))
+                return
+            await trio.sleep(0.01)
 
     def _deliver(self, reply: list[Any]) -> None:
         for key, entries in reply:
@@ -354,8 +374,8 @@ class StreamFeeds:
         return sum(len(s) for s in self._subs.values())
 
 
-def _client_unblock(client: Any, client_id: int) -> None:
-    client.execute_command("CLIENT", "UNBLOCK", client_id)
+def _client_unblock(client: Any, *, client_id: int) -> bool:
+    return bool(client.execute_command("CLIENT", "UNBLOCK", client_id))
 
 
 def _item(entry_id: str, fields: dict[str, str] | None) -> FeedItem | None:
