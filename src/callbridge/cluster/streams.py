@@ -22,7 +22,6 @@ so a page that reconnects to *any* instance resumes with ``XRANGE (<last id> +``
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,6 +32,16 @@ import redis
 import trio
 
 from callbridge.cluster.redis_client import RedisAdapter
+from callbridge.cluster.stream_entries import (
+    FIELD,
+    StreamId,
+    StreamState,
+    client_unblock,
+    feed_item,
+    fmt_stream_id,
+    parse_stream_id,
+    stream_state,
+)
 from callbridge.log import get_logger
 from callbridge.transcripts.broadcaster import ALL_CALLS, FeedItem
 from callbridge.transcripts.feeds import FeedSubscription
@@ -41,9 +50,6 @@ __all__ = ["StreamFeeds", "StreamStats", "parse_stream_id"]
 
 log = get_logger("callbridge.cluster.streams")
 
-StreamId = tuple[int, int]
-
-_FIELD: Final = "m"
 # A blocked read returns at least this often (ms), so a watch added in the instant between two
 # reads waits at most this long.
 _BLOCK_MS: Final = 1000
@@ -58,17 +64,6 @@ _ALL_STREAM_TTL_MS: Final = 86_400_000
 _RETRY_S: Final = 1.0
 # CLIENT UNBLOCK attempts, 10 ms apart, for an XREAD still on its way to the server.
 _UNBLOCK_TRIES: Final = 50
-_ID: Final = re.compile(r"(\d{1,20})-(\d{1,20})")
-
-
-def parse_stream_id(text: str | None) -> StreamId | None:
-    """``"1700000000000-3"`` -> ``(1700000000000, 3)``; None for anything else."""
-    match = _ID.fullmatch(text or "")
-    return (int(match[1]), int(match[2])) if match else None
-
-
-def _fmt(stream_id: StreamId) -> str:
-    return f"{stream_id[0]}-{stream_id[1]}"
 
 
 @attrs.define
@@ -87,12 +82,6 @@ class _Sub:
     send: trio.MemorySendChannel[FeedItem]
     # Entries at or below this id were already handed over (replay or tail): not sent again.
     floor: StreamId
-
-
-@attrs.frozen
-class _StreamState:
-    last: StreamId
-    deleted_upto: StreamId
 
 
 class StreamFeeds:
@@ -173,7 +162,7 @@ class StreamFeeds:
                             else _CALL_STREAM_TTL_MS
                         )
                         pipe.xadd(
-                            key, {_FIELD: payload}, maxlen=self._replay_events, approximate=True
+                            key, {FIELD: payload}, maxlen=self._replay_events, approximate=True
                         )
                         pipe.pexpire(key, ttl)
                 pipe.execute()
@@ -243,7 +232,7 @@ class StreamFeeds:
                 await trio.sleep(0.01)
                 continue
             try:
-                if await self._redis.run(partial(_client_unblock, client_id=reader_id)):
+                if await self._redis.run(partial(client_unblock, client_id=reader_id)):
                     return
             except redis.RedisError as exc:
                 log.warning("feed_unblock_failed", error=repr(exc))
@@ -259,7 +248,7 @@ class StreamFeeds:
             subs = self._subs.get(key, set())
             for entry_id, fields in entries:
                 stream_id = parse_stream_id(entry_id)
-                item = _item(entry_id, fields)
+                item = feed_item(entry_id, fields)
                 if stream_id is None or item is None:
                     continue
                 for sub in tuple(subs):
@@ -301,13 +290,13 @@ class StreamFeeds:
                 send.close()
                 yield FeedSubscription(replay=[], snapshot_id="0-0", receive=receive)
                 return
-            state = await self._redis.run(lambda c: _stream_state(c, key))
+            state = await self._redis.run(lambda c: stream_state(c, key))
             head = state.last if state is not None else (0, 0)
             sub = _Sub(key, send, floor=head)
             self._subs.setdefault(key, set()).add(sub)
             try:
                 if key not in self._positions:
-                    self._positions[key] = _fmt(head)
+                    self._positions[key] = fmt_stream_id(head)
                     self._changed.set()
                     await self._unblock()
                 yield await self._catch_up(sub, state, parse_stream_id(last_event_id), receive)
@@ -317,17 +306,17 @@ class StreamFeeds:
     async def _catch_up(
         self,
         sub: _Sub,
-        state: _StreamState | None,
+        state: StreamState | None,
         resume: StreamId | None,
         receive: trio.MemoryReceiveChannel[FeedItem],
     ) -> FeedSubscription:
         replay = None
         if resume is not None and state is not None and state.deleted_upto <= resume <= state.last:
-            items = await self._range(sub.key, f"({_fmt(resume)}", self._replay_events + 1)
+            items = await self._range(sub.key, f"({fmt_stream_id(resume)}", self._replay_events + 1)
             if len(items) <= self._replay_events:
                 replay = items
         start = (max((state.last if state else (0, 0))[0] - _SNAPSHOT_MARGIN_MS, 0), 0)
-        tail = [] if replay is not None else await self._range(sub.key, _fmt(start), None)
+        tail = [] if replay is not None else await self._range(sub.key, fmt_stream_id(start), None)
         handed = replay if replay is not None else tail
         if handed:
             sub.floor = max(sub.floor, parse_stream_id(handed[-1].event_id) or (0, 0))
@@ -340,7 +329,9 @@ class StreamFeeds:
                 break
             if (parse_stream_id(early.event_id) or (0, 0)) > sub.floor:
                 handed.append(early)
-        return FeedSubscription(replay=replay, snapshot_id=_fmt(start), receive=receive, tail=tail)
+        return FeedSubscription(
+            replay=replay, snapshot_id=fmt_stream_id(start), receive=receive, tail=tail
+        )
 
     async def _range(self, key: str, start: str, count: int | None) -> list[FeedItem]:
         """Entries after ``start`` (``(id`` exclusive); the newest ``replay_events`` when
@@ -352,7 +343,7 @@ class StreamFeeds:
             return list(client.xrange(key, start, "+", count=count))
 
         entries = await self._redis.run(read)
-        return [item for entry_id, fields in entries if (item := _item(entry_id, fields))]
+        return [item for entry_id, fields in entries if (item := feed_item(entry_id, fields))]
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -372,28 +363,3 @@ class StreamFeeds:
 
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subs.values())
-
-
-def _client_unblock(client: Any, *, client_id: int) -> bool:
-    return bool(client.execute_command("CLIENT", "UNBLOCK", client_id))
-
-
-def _item(entry_id: str, fields: dict[str, str] | None) -> FeedItem | None:
-    payload = (fields or {}).get(_FIELD)
-    return FeedItem(0, payload.encode(), entry_id) if payload is not None else None
-
-
-def _stream_state(client: Any, key: str) -> _StreamState | None:
-    try:
-        info = client.xinfo_stream(key)
-    except redis.ResponseError:
-        return None  # no such stream (yet, or any more)
-    last = parse_stream_id(info.get("last-generated-id")) or (0, 0)
-    # XDEL moves max-deleted-entry-id, trimming does not: an entry count above the length means
-    # something before the first entry is gone (a resume from before it may have a hole).
-    deleted = parse_stream_id(info.get("max-deleted-entry-id")) or (0, 0)
-    if int(info.get("entries-added", 0)) > int(info.get("length", 0)):
-        first = info.get("first-entry")
-        first_id = parse_stream_id(first[0]) if first else None
-        deleted = max(deleted, first_id or last)
-    return _StreamState(last=last, deleted_upto=deleted)
