@@ -292,3 +292,40 @@ class TestWriterHealth:
         finally:
             release.set()
         assert any(e["event"] == "store_close_timed_out" for e in logs)
+
+
+async def test_both_backends_give_identical_answers_and_exports(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from callbridge.transcripts.events import utterance_wire
+    from callbridge.transcripts.export import EXPORT_FORMATS, render_export
+
+    call = make_record(status="ended", answered_at=1000.5, end_reason="caller_hangup").snapshot()
+    answers = []
+    for store in (TranscriptStore.at(tmp_path), TranscriptStore.postgres(pg_url)):
+        store.start()
+        try:
+            store.save_call(call)
+            for i, text in enumerate(["hello", 'quote " and <b>', "привет"]):
+                store.save_utterance(
+                    utterance_row(
+                        f"u{i}",
+                        first_seen_at=1001.0 + i,
+                        source_text=text,
+                        source_language="en",
+                        translation=f"t{i}",
+                        target_language="es",
+                        speech_end_at=1001.25 + i,
+                        translated_at=1001.75 + i,
+                    )
+                )
+            with trio.fail_after(10):
+                found = await store.get_call("call-1")
+                listed = await store.list_calls(10)
+        finally:
+            await store.close()
+        assert found is not None
+        found["utterances"] = [utterance_wire(u) for u in found["utterances"]]
+        answers.append([found, listed, *(render_export(f, found) for f in EXPORT_FORMATS)])
+    for sqlite_answer, postgres_answer in zip(*answers, strict=True):
+        assert sqlite_answer == postgres_answer
