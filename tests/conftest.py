@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+# Throwaway PostgreSQL and Redis servers for the tests that need them.
+pytest_plugins = ("tests.servers",)
+
 # Variables that would leak a developer's real setup into tests.
 _LEAKY_ENV = (
     "HOST",

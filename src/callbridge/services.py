@@ -15,6 +15,7 @@ from callbridge.calls.operators import OperatorPool
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor
+from callbridge.cluster import Cluster, InstanceStatus, open_cluster
 from callbridge.config import Config
 from callbridge.metrics import Metrics
 from callbridge.metrics.live import LiveDaemon
@@ -37,6 +38,8 @@ class Services:
     # Rejected or malformed input by kind (bad_signature, unknown_call, ...), for logs and metrics.
     counters: Counter[str] = attrs.Factory(Counter)
     metrics: Metrics = attrs.Factory(Metrics)
+    # Cluster mode (docs/cluster.md); without cluster.redis_url its parts are local stand-ins.
+    cluster: Cluster | None = None
 
 
 def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
@@ -58,7 +61,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     metrics = Metrics()
     async with (
         httpx.AsyncClient(timeout=config.twilio.request_timeout_s) as http,
-        open_transcript_hub(config) as hub,
+        open_cluster(config) as cluster,
+        open_transcript_hub(config, feeds=cluster.feeds) as hub,
         trio.open_nursery() as nursery,
     ):
         deps = CallDeps(
@@ -72,8 +76,19 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         )
         supervisor = CallSupervisor(deps)
         await nursery.start(supervisor.run)
+        # Registry heartbeat (returns at once without a cluster); dead instances are only logged
+        # until the call code hands Cluster.run an on_dead that ends their calls at Twilio.
+        await nursery.start(
+            cluster.run, lambda: InstanceStatus(supervisor.active_count, supervisor.draining)
+        )
         services = Services(
-            config, http, supervisor, hub, SignatureChecker(config), metrics=metrics
+            config,
+            http,
+            supervisor,
+            hub,
+            SignatureChecker(config),
+            metrics=metrics,
+            cluster=cluster,
         )
         metrics.watch(LiveDaemon(supervisor, hub), services.counters, config.server.max_calls)
         try:

@@ -100,3 +100,27 @@ class TestReplay:
         bc.forget("a")
         publish(bc, "a")
         assert bc.replay_since("a", first.seq) is None
+
+
+class TestRingBounds:
+    async def test_a_ring_for_a_made_up_call_id_goes_with_its_last_subscriber(self) -> None:
+        bc = Broadcaster(replay_events=10, subscriber_queue=4)
+        for i in range(1000):
+            with bc.subscribe(f"call:nonexistent{i}"):
+                pass
+        assert bc.ring_count() == 0
+
+    async def test_rings_are_capped_least_recently_used_first_idle_before_watched(self) -> None:
+        bc = Broadcaster(replay_events=10, subscriber_queue=100, max_rings=3)
+        with bc.subscribe("watched") as sub:
+            publish(bc, "watched")
+            first = publish(bc, "a")
+            publish(bc, "b")
+            publish(bc, "c")  # over the cap: "a" (idle, oldest) goes, not "watched"
+            assert bc.ring_count() == 3
+            assert bc.stats.evicted_rings == 1
+            assert bc.replay_since("a", first.seq - 1) is None  # evicted: snapshot, not a hole
+            assert bc.replay_since("watched", sub.start_seq) is not None
+            for i in range(50):
+                publish(bc, f"x{i}")
+            assert bc.ring_count() == 3

@@ -87,7 +87,7 @@ class TestStore:
         assert old["call"]["caller_language_source"] is None
         assert new is not None and new["call"]["caller_language_source"] == "prefix"
         check = sqlite3.connect(tmp_path / DB_NAME)
-        assert check.execute("PRAGMA user_version").fetchone() == (2,)
+        assert check.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
         check.close()
 
 

@@ -1,4 +1,8 @@
-"""TranscriptStore: SQLite writes off the loop, merged utterance rows, durability, retention."""
+"""TranscriptStore: writes off the loop, merged utterance rows, durability, retention.
+
+Every test here runs against SQLite and against PostgreSQL (skipped without the server binaries):
+the two backends promise the same API and the same answers.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,18 @@ import functools
 import queue
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
-from callbridge.transcripts.store import TranscriptStore, _Barrier
+from callbridge.transcripts.store import StoreUnavailable, TranscriptStore, _Barrier
 
 from .helpers import make_record
+
+MakeStore = Callable[..., TranscriptStore]
 
 
 def utterance_row(utterance_id: str, **fields: object) -> dict[str, object]:
@@ -28,9 +36,18 @@ def utterance_row(utterance_id: str, **fields: object) -> dict[str, object]:
     return row
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    """Builds stores (not started) on one database of this test: a reopen sees the same data."""
+    if request.param == "sqlite":
+        return lambda **kw: TranscriptStore.at(tmp_path, **kw)
+    url = request.getfixturevalue("pg_url")
+    return lambda **kw: TranscriptStore.postgres(url, **kw)
+
+
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = TranscriptStore.at(tmp_path)
+async def store(make_store: MakeStore) -> AsyncIterator[TranscriptStore]:
+    store = make_store()
     store.start()
     try:
         yield store
@@ -86,10 +103,10 @@ class TestWrites:
         assert [u["utterance_id"] for u in found["utterances"]] == ["good-1", "good-2"]
         assert store.stats.failed_writes == 1
 
-    async def test_full_queue_drops_instead_of_blocking(self, tmp_path: Path) -> None:
+    async def test_full_queue_drops_instead_of_blocking(self, make_store: MakeStore) -> None:
         """With the writer stuck, writes beyond the queue's size are dropped and counted."""
         release = threading.Event()
-        store = TranscriptStore(path=tmp_path / "t.sqlite3", queue=queue.Queue(3))
+        store = make_store(queue=queue.Queue(3))
         store.start()
         try:
             store._queue.put(_Barrier(functools.partial(_wait, release)))  # blocks the writer
@@ -111,8 +128,8 @@ class TestWrites:
 
 
 class TestDurability:
-    async def test_clean_close_loses_nothing(self, tmp_path: Path) -> None:
-        store = TranscriptStore.at(tmp_path)
+    async def test_clean_close_loses_nothing(self, make_store: MakeStore) -> None:
+        store = make_store()
         store.start()
         store.save_call(make_record().snapshot())
         for i in range(3000):
@@ -121,7 +138,7 @@ class TestDurability:
             )
         with trio.fail_after(20):
             await store.close()
-            reopened = TranscriptStore.at(tmp_path)
+            reopened = make_store()
             reopened.start()
             try:
                 found = await reopened.get_call("call-1")
@@ -132,9 +149,9 @@ class TestDurability:
         assert reopened.stats.dropped == 0
 
     async def test_calls_left_open_by_a_dead_process_are_closed_on_start(
-        self, tmp_path: Path
+        self, make_store: MakeStore
     ) -> None:
-        first = TranscriptStore.at(tmp_path)
+        first = make_store()
         first.start()
         first.save_call(make_record("live", status="connected").snapshot())
         first.save_call(
@@ -142,7 +159,7 @@ class TestDurability:
         )
         with trio.fail_after(10):
             await first.close()
-            second = TranscriptStore.at(tmp_path)
+            second = make_store()
             second.start()
             try:
                 live, done = await second.get_call("live"), await second.get_call("done")
@@ -196,3 +213,124 @@ class TestReads:
             store.save_call(make_record("active", status="connected", received_at=50.0).snapshot())
             calls = await store.list_calls(recent=3)
         assert [c["id"] for c in calls] == ["active", "ended4", "ended3", "ended2"]
+
+
+class TestLiveCalls:
+    async def test_live_calls_carry_sids_and_owner_for_restart_recovery(
+        self, make_store: MakeStore
+    ) -> None:
+        first = make_store(owner="node-a")
+        first.start()
+        first.save_call(make_record("live", status="connected", operator_sid="CAop").snapshot())
+        first.save_call(make_record("done", status="ended", end_reason="hangup").snapshot())
+        with trio.fail_after(10):
+            await first.close()
+            # Restart recovery opens without closing, ends the calls at Twilio, then marks them.
+            second = make_store(owner="node-a")
+            second.start(interrupted_reason=None)
+            try:
+                live = await second.own_live_calls()
+            finally:
+                await second.close()
+        [call] = live
+        assert (call["id"], call["caller_sid"], call["operator_sid"]) == ("live", "CAlive", "CAop")
+        assert (call["status"], call["owner"]) == ("connected", "node-a")
+
+    async def test_a_shared_store_closes_only_its_own_calls_on_start(
+        self, make_store: MakeStore
+    ) -> None:
+        a, b = make_store(owner="node-a"), make_store(owner="node-b")
+        a.start()
+        b.start()
+        a.save_call(make_record("on-a", status="connected").snapshot())
+        b.save_call(make_record("on-b", status="connected").snapshot())
+        with trio.fail_after(10):
+            await a.close()
+            restarted = make_store(owner="node-a")
+            restarted.start()
+            try:
+                left = await restarted.live_calls()
+                of_b = await restarted.live_calls("node-b")
+            finally:
+                await restarted.close()
+                await b.close()
+        if restarted.backend.shared:
+            assert [c["id"] for c in left] == ["on-b"]  # node-b's call is still running
+            assert [c["owner"] for c in of_b] == ["node-b"]
+        else:  # SQLite holds one instance's calls: all of them were this process's
+            assert left == [] and of_b == []
+
+
+class TestWriterHealth:
+    async def test_a_dead_writer_is_noticed_and_reads_fail_clearly(
+        self, make_store: MakeStore
+    ) -> None:
+        store = make_store(timeout_s=2.0)
+        store.start()
+
+        def boom() -> None:
+            raise MemoryError("simulated")
+
+        store._queue.put(_Barrier(boom))
+        with trio.fail_after(10):
+            while store.health() is None:
+                await trio.sleep(0.01)
+            assert "died: MemoryError('simulated')" in str(store.health())
+            with pytest.raises(StoreUnavailable, match="writer died"):
+                await store.get_call("x")
+            store.save_call(make_record().snapshot())  # dropped and counted, never raised
+            assert store.stats.dropped == 1
+            await store.close()
+
+    async def test_a_wedged_writer_times_reads_and_close_out(self, make_store: MakeStore) -> None:
+        release = threading.Event()
+        store = make_store(timeout_s=0.5)
+        store.start()
+        store._queue.put(_Barrier(functools.partial(_wait, release)))  # the writer hangs here
+        try:
+            with trio.fail_after(10), capture_logs() as logs:
+                started = trio.current_time()
+                with pytest.raises(StoreUnavailable, match=r"committed nothing for 0\.5 s"):
+                    await store.list_calls(5)
+                assert trio.current_time() - started < 2
+                await store.close()
+        finally:
+            release.set()
+        assert any(e["event"] == "store_close_timed_out" for e in logs)
+
+
+async def test_both_backends_give_identical_answers_and_exports(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from callbridge.transcripts.events import utterance_wire
+    from callbridge.transcripts.export import EXPORT_FORMATS, render_export
+
+    call = make_record(status="ended", answered_at=1000.5, end_reason="caller_hangup").snapshot()
+    answers = []
+    for store in (TranscriptStore.at(tmp_path), TranscriptStore.postgres(pg_url)):
+        store.start()
+        try:
+            store.save_call(call)
+            for i, text in enumerate(["hello", 'quote " and <b>', "привет"]):
+                store.save_utterance(
+                    utterance_row(
+                        f"u{i}",
+                        first_seen_at=1001.0 + i,
+                        source_text=text,
+                        source_language="en",
+                        translation=f"t{i}",
+                        target_language="es",
+                        speech_end_at=1001.25 + i,
+                        translated_at=1001.75 + i,
+                    )
+                )
+            with trio.fail_after(10):
+                found = await store.get_call("call-1")
+                listed = await store.list_calls(10)
+        finally:
+            await store.close()
+        assert found is not None
+        found["utterances"] = [utterance_wire(u) for u in found["utterances"]]
+        answers.append([found, listed, *(render_export(f, found) for f in EXPORT_FORMATS)])
+    for sqlite_answer, postgres_answer in zip(*answers, strict=True):
+        assert sqlite_answer == postgres_answer

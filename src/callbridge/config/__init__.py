@@ -23,6 +23,7 @@ from callbridge.config.loading import (
 )
 from callbridge.config.prompts import MENU_OPTION_PROMPTS, PromptsConfig, pick_prompt
 from callbridge.config.schema import (
+    ClusterConfig,
     Config,
     DirectionOverrides,
     LanguagesConfig,
@@ -41,6 +42,7 @@ __all__ = [
     "DIRECTION_MODES",
     "MENU_OPTION_PROMPTS",
     "SECRET_ENV",
+    "ClusterConfig",
     "Config",
     "DirectionMode",
     "DirectionOverrides",

@@ -61,12 +61,25 @@ def env_names(cls: type[Any], prefix: str = ENV_PREFIX) -> dict[str, bool]:
     return names
 
 
+def _own_variables(cls: type[Any]) -> set[str]:
+    """The ``CALLBRIDGE_*`` variables that are a key's own name (``env=`` in its metadata)."""
+    found: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls):
+        if attrs.has(hints[field.name]):
+            found |= _own_variables(hints[field.name])
+        elif str(field.metadata.get("env") or "").startswith(ENV_PREFIX):
+            found.add(str(field.metadata["env"]))
+    return found
+
+
 def unknown_env_problems(environ: Mapping[str, str], config_cls: type[Any]) -> list[str]:
     """``CALLBRIDGE_*`` variables that set nothing: misspelled, or a secret in the wrong form."""
     known = env_names(config_cls)
+    own = _own_variables(config_cls)
     problems: list[str] = []
     for name in sorted(n for n in environ if n.startswith(ENV_PREFIX)):
-        if name == "CALLBRIDGE_WEB_TOKEN":
+        if name in own:
             continue
         if known.get(name):
             problems.append(
@@ -140,6 +153,7 @@ def cross_checks(config: Config) -> list[str]:
             problems.append(
                 f"languages.{side}_detectable: must list languages when languages.{side} = auto"
             )
+    problems.extend(_cluster_problems(config))
     for number in config.operators.numbers:
         if not number.startswith(("+", "sip:", "client:")):
             problems.append(f"operators.numbers: must be E.164 (+15551234567), got {number!r}")
@@ -158,6 +172,49 @@ def _check_url(
     if parts.query:
         return [f"{key}: must not have a query string, got {url!r}"]
     return []
+
+
+# Instance ids and key prefixes end up inside Redis keys and log lines: keep them plain.
+_NAME: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _service_url_problems(key: str, url: str, schemes: tuple[str, ...], where: str) -> list[str]:
+    """A Redis or PostgreSQL URL: right scheme, and no password (the message then never repeats
+    the URL, so the password cannot reach a log). Query strings (``?sslmode=``) are allowed."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.password:
+        return [f"{key}: must not hold a password (set {where} instead)"]
+    if parts.scheme not in schemes:
+        return [f"{key}: must be a {'/'.join(schemes)} URL, got {url!r}"]
+    return []
+
+
+def _cluster_problems(config: Config) -> list[str]:
+    """Cluster and shared-store settings: URL schemes, no passwords in URLs, names fit for keys."""
+    cluster, database_url = config.cluster, config.transcripts.database_url
+    problems = _check_url(
+        "cluster.instance_url", cluster.instance_url, ("http", "https"), allow_empty=True
+    )
+    problems += _service_url_problems(
+        "cluster.redis_url", cluster.redis_url, ("redis", "rediss"), "CALLBRIDGE_REDIS_PASSWORD"
+    )
+    problems += _service_url_problems(
+        "transcripts.database_url",
+        database_url,
+        ("postgresql", "postgres"),
+        "PGPASSWORD or ~/.pgpass",
+    )
+    for key, name in (("instance_id", cluster.instance_id), ("key_prefix", cluster.key_prefix)):
+        if (name or key == "key_prefix") and not _NAME.fullmatch(name):
+            problems.append(f"cluster.{key}: must be 1-64 of A-Z a-z 0-9 . _ : -, got {name!r}")
+    if cluster.redis_url and not database_url:
+        problems.append(
+            "transcripts.database_url: required when cluster.redis_url is set "
+            "(every instance must write to one shared store)"
+        )
+    return problems
 
 
 def _queue_level_problems(palabra: PalabraConfig) -> list[str]:

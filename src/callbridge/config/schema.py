@@ -7,6 +7,8 @@ and seed variable: ``loading`` validates against it, ``scripts/gen_config_toml.p
 
 from __future__ import annotations
 
+import socket
+
 import attrs
 
 from callbridge.config.fields import (
@@ -21,6 +23,7 @@ from callbridge.config.prompts import PromptsConfig
 from callbridge.roles import Direction
 
 __all__ = [
+    "ClusterConfig",
     "Config",
     "DirectionOverrides",
     "LanguagesConfig",
@@ -269,6 +272,43 @@ class TranscriptsConfig:
     )
     heartbeat_s: float = setting(15.0, "feed heartbeat interval", range=(1, 300))
     recent_calls: int = setting(50, "ended calls listed by /api/calls", range=(1, 10000))
+    database_url: str = setting(
+        "",
+        "shared PostgreSQL store, postgresql://user@host:5432/db (password from PGPASSWORD or "
+        "~/.pgpass); empty means SQLite under server.state_dir",
+    )
+    store_timeout_s: float = setting(
+        10.0, "reads and shutdown give up on a store writer silent this long", range=(0.5, 600)
+    )
+
+
+@attrs.frozen
+class ClusterConfig:
+    """Several instances behind one number (docs/cluster.md); off while ``redis_url`` is empty."""
+
+    redis_url: str = setting(
+        "",
+        "Redis for cluster mode, redis://host:6379/0 (password from CALLBRIDGE_REDIS_PASSWORD); "
+        "empty means one instance on its own",
+    )
+    redis_password: Secret | None = setting(
+        None, "env CALLBRIDGE_REDIS_PASSWORD", env="CALLBRIDGE_REDIS_PASSWORD"
+    )
+    instance_id: str = setting(
+        "", "this instance's unique name in the cluster; empty means hostname:port"
+    )
+    instance_url: str = setting(
+        "",
+        "this instance's own base URL (its hostname, or a path prefix the proxy routes to it); "
+        "empty means server.public_url",
+    )
+    heartbeat_s: float = setting(
+        2.0, "registry heartbeat; three missed heartbeats mark an instance dead", range=(0.2, 60)
+    )
+    key_prefix: str = setting("callbridge", "prefix of every Redis key this cluster uses")
+    command_timeout_s: float = setting(
+        5.0, "timeout of one Redis command (connect, send, reply)", range=(0.1, 60)
+    )
 
 
 @attrs.frozen
@@ -298,6 +338,7 @@ class Config:
     media: MediaConfig = attrs.field(factory=MediaConfig)
     prompts: PromptsConfig = attrs.field(factory=PromptsConfig)
     transcripts: TranscriptsConfig = attrs.field(factory=TranscriptsConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
     log: LogConfig = attrs.field(factory=LogConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
 
@@ -306,6 +347,16 @@ class Config:
         """``server.public_url`` without a trailing slash, or the bind address when unset."""
         url = self.server.public_url or f"http://{self.server.host}:{self.server.port}"
         return url.rstrip("/")
+
+    @property
+    def instance_id(self) -> str:
+        """``cluster.instance_id``, or ``hostname:port`` when unset (unique per process on a host)."""
+        return self.cluster.instance_id or f"{socket.gethostname()}:{self.server.port}"
+
+    @property
+    def instance_url(self) -> str:
+        """``cluster.instance_url`` without a trailing slash, or ``public_url`` when unset."""
+        return self.cluster.instance_url.rstrip("/") or self.public_url
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for log redaction."""

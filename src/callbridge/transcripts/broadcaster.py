@@ -10,6 +10,12 @@ Each subscriber has one bounded channel, filled with ``send_nowait``: a subscrib
 publisher wait, so a slow browser cannot touch the audio path or other pages. The dropped page
 reconnects and resumes from its last id.
 
+Memory is bounded: each ring holds at most ``replay_events`` items, and at most ``max_rings`` rings
+exist. A page can subscribe to any well-formed call id, so rings are evicted: an empty ring goes
+with its last subscriber, and past ``max_rings`` the least recently used ring goes (one without
+subscribers first). A page whose ring was evicted gets a snapshot on its next reconnect, never a
+replay with a hole.
+
 Resource handling: ``subscribe`` returns a context manager; leaving it unregisters synchronously.
 ``close()`` ends every subscription (their ``async for`` loops finish).
 """
@@ -17,7 +23,7 @@ Resource handling: ``subscribe`` returns a context manager; leaving it unregiste
 from __future__ import annotations
 
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -27,12 +33,14 @@ import trio
 
 from callbridge.log import get_logger
 
-__all__ = ["ALL_CALLS", "Broadcaster", "FeedItem", "Subscription", "call_topic"]
+__all__ = ["ALL_CALLS", "MAX_RINGS", "Broadcaster", "FeedItem", "Subscription", "call_topic"]
 
 log = get_logger("callbridge.transcripts.broadcaster")
 
 # The topic of the all-calls feed.
 ALL_CALLS: Final = "*"
+# Replay rings kept by default (live calls, recently ended ones, the all-calls feed).
+MAX_RINGS: Final = 256
 
 
 def call_topic(call_id: str) -> str:
@@ -41,10 +49,12 @@ def call_topic(call_id: str) -> str:
 
 @attrs.frozen
 class FeedItem:
-    """One encoded feed message; ``payload`` is JSON ready to send."""
+    """One encoded feed message; ``payload`` is JSON ready to send. ``event_id``: the feed id
+    when it is not ``{boot}-{seq}`` (a Redis stream entry id in cluster mode)."""
 
     seq: int
     payload: bytes
+    event_id: str | None = None
 
 
 @attrs.define(eq=False)
@@ -74,16 +84,19 @@ class BroadcastStats:
     published: int = 0
     delivered: int = 0
     dropped_subscribers: int = 0
+    evicted_rings: int = 0
 
 
 @attrs.define
 class Broadcaster:
     replay_events: int
     subscriber_queue: int
+    max_rings: int = MAX_RINGS
     boot: str = attrs.Factory(lambda: secrets.token_hex(4))
     stats: BroadcastStats = attrs.Factory(BroadcastStats)
     _seq: int = 0
-    _rings: dict[str, _Ring] = attrs.Factory(dict)
+    # Least recently used first.
+    _rings: OrderedDict[str, _Ring] = attrs.Factory(OrderedDict)
     _subscribers: dict[str, set[Subscription]] = attrs.Factory(dict)
     _closed: bool = False
 
@@ -121,7 +134,17 @@ class Broadcaster:
         ring = self._rings.get(topic)
         if ring is None:
             ring = self._rings[topic] = _Ring(deque(maxlen=self.replay_events), known_from)
+            self._evict_rings()
+        else:
+            self._rings.move_to_end(topic)
         return ring
+
+    def _evict_rings(self) -> None:
+        while len(self._rings) > self.max_rings:
+            idle = next((t for t in self._rings if t not in self._subscribers), None)
+            topic = idle if idle is not None else next(iter(self._rings))
+            del self._rings[topic]
+            self.stats.evicted_rings += 1
 
     def _deliver(self, sub: Subscription, item: FeedItem) -> None:
         try:
@@ -146,6 +169,10 @@ class Broadcaster:
             subs.discard(sub)
             if not subs:
                 del self._subscribers[sub.topic]
+                ring = self._rings.get(sub.topic)
+                # Nothing was ever published there (a made-up or silent call id): keep nothing.
+                if ring is not None and not ring.items:
+                    del self._rings[sub.topic]
 
     def replay_since(self, topic: str, last_seq: int | None) -> list[FeedItem] | None:
         """Items after ``last_seq`` in ``topic``, or None when they are not all still held."""
@@ -179,6 +206,9 @@ class Broadcaster:
     def forget(self, topic: str) -> None:
         """Drop a topic's replay ring (its subscribers stay)."""
         self._rings.pop(topic, None)
+
+    def ring_count(self) -> int:
+        return len(self._rings)
 
     def subscriber_count(self, topic: str | None = None) -> int:
         if topic is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from callbridge.log import get_logger
 from callbridge.records import CallRecord
 from callbridge.transcripts.broadcaster import (
     ALL_CALLS,
+    MAX_RINGS,
     Broadcaster,
     FeedItem,
     call_topic,
@@ -41,9 +42,10 @@ from callbridge.transcripts.events import (
     event_to_wire,
     utterance_wire,
 )
-from callbridge.transcripts.store import TranscriptStore
+from callbridge.transcripts.feeds import FeedSource
+from callbridge.transcripts.store import StoreUnavailable, TranscriptStore
 
-__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub"]
+__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub", "store_for"]
 
 log = get_logger("callbridge.transcripts.hub")
 
@@ -51,6 +53,8 @@ log = get_logger("callbridge.transcripts.hub")
 _ENDED_CALLS_KEPT: Final = 8
 # How often old calls are pruned; retention is counted in days, so hourly is plenty.
 _PRUNE_INTERVAL_S: Final = 3600.0
+# How often the store's writer is checked (a flush that must complete within store_timeout_s).
+_STORE_CHECK_S: Final = 30.0
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -83,7 +87,7 @@ class Feed:
     receive: trio.MemoryReceiveChannel[FeedItem]
 
     def event_id(self, item: FeedItem) -> str:
-        return f"{self.boot}-{item.seq}"
+        return item.event_id or f"{self.boot}-{item.seq}"
 
 
 @attrs.define
@@ -100,6 +104,9 @@ class TranscriptHub:
     config: TranscriptsConfig
     store: TranscriptStore
     broadcaster: Broadcaster
+    # Cluster mode: events go out through it (Redis Streams) and pages subscribe through it, so
+    # every instance's pages see every call. None: this process's broadcaster does both.
+    feeds: FeedSource | None = None
     stats: HubStats = attrs.Factory(HubStats)
     _calls: dict[str, _CallState] = attrs.Factory(dict)
     _retired: OrderedDict[str, None] = attrs.Factory(OrderedDict)
@@ -146,9 +153,11 @@ class TranscriptHub:
             if event.kind == "call"
             else (call_topic(event.call_id),)
         )
-        seq = self.broadcaster.next_seq()
-        message = {"type": "event", **event_to_wire(event)}
-        self.broadcaster.publish(topics, FeedItem(seq, encode(message)))
+        message = encode({"type": "event", **event_to_wire(event)})
+        if self.feeds is not None:
+            self.feeds.publish(topics, message)
+            return
+        self.broadcaster.publish(topics, FeedItem(self.broadcaster.next_seq(), message))
 
     def _state_for(self, event: TranscriptEvent) -> _CallState:
         state = self._calls.get(event.call_id)
@@ -227,22 +236,31 @@ class TranscriptHub:
         """
         topic = ALL_CALLS if call_id is None else call_topic(call_id)
         bc = self.broadcaster
+        if self.feeds is not None:
+            async with self.feeds.subscribe(topic, last_event_id) as remote:
+                initial = remote.replay
+                if initial is None:
+                    snapshot = await self._snapshot(call_id)
+                    initial = [FeedItem(0, snapshot, remote.snapshot_id), *remote.tail]
+                yield Feed(boot=bc.boot, initial=initial, receive=remote.receive)
+            return
         with bc.subscribe(topic) as sub:
             initial = bc.replay_since(topic, bc.parse_feed_id(last_event_id))
             if initial is None:
                 # Events published while a store read runs also reach ``sub``: pages apply them
                 # idempotently, so overlap with the snapshot is harmless and nothing is missed.
-                body = await (
-                    self._calls_snapshot() if call_id is None else self._call_snapshot(call_id)
-                )
-                message = {
-                    "type": "snapshot",
-                    "server_time": time.time(),
-                    "heartbeat_s": self.config.heartbeat_s,
-                    **body,
-                }
-                initial = [FeedItem(sub.start_seq, encode(message))]
+                initial = [FeedItem(sub.start_seq, await self._snapshot(call_id))]
             yield Feed(boot=bc.boot, initial=initial, receive=sub.receive)
+
+    async def _snapshot(self, call_id: str | None) -> bytes:
+        body = await (self._calls_snapshot() if call_id is None else self._call_snapshot(call_id))
+        message = {
+            "type": "snapshot",
+            "server_time": time.time(),
+            "heartbeat_s": self.config.heartbeat_s,
+            **body,
+        }
+        return encode(message)
 
     async def _call_snapshot(self, call_id: str) -> dict[str, Any]:
         state = self._calls.get(call_id)
@@ -254,7 +272,45 @@ class TranscriptHub:
     async def _calls_snapshot(self) -> dict[str, Any]:
         return {"calls": await self.list_calls()}
 
+    def close_calls(self, calls: Sequence[Mapping[str, Any]], reason: str) -> None:
+        """Mark ``calls`` (rows from ``store.live_calls``) ended with ``reason`` now: stored, and
+        shown live on every page. For calls no process runs any more (restart recovery, a dead
+        instance's calls); each keeps its ``owner``."""
+        now = time.time()
+        for call in calls:
+            record = {**call, "status": "ended", "end_reason": call.get("end_reason") or reason}
+            record["ended_at"] = call.get("ended_at") or now
+            self.publish(
+                TranscriptEvent(
+                    call_id=str(call["id"]),
+                    kind="call",
+                    direction=None,
+                    utterance_id=None,
+                    text="",
+                    language=None,
+                    ts=now,
+                    data=record,
+                )
+            )
+
     # --- lifecycle -------------------------------------------------------------------------------
+
+    async def _watch_store(self) -> None:
+        """Log once when the store's writer stops committing (dead or wedged), once when it
+        recovers; ``store.health()`` and reads tell the same to whoever asks."""
+        problem: str | None = None
+        while True:
+            await trio.sleep(_STORE_CHECK_S)
+            try:
+                await self.store.flush()
+            except StoreUnavailable as exc:
+                if problem is None:
+                    log.error("store_unhealthy", error=str(exc))
+                problem = str(exc)
+            else:
+                if problem is not None:
+                    log.info("store_healthy_again", was=problem)
+                problem = None
 
     async def _prune_forever(self) -> None:
         while True:
@@ -266,6 +322,8 @@ class TranscriptHub:
         web server's graceful stop open; idempotent."""
         self._closed = True
         self.broadcaster.close()
+        if self.feeds is not None:
+            self.feeds.close()
 
 
 def _received_at(record: Mapping[str, Any]) -> float:
@@ -273,28 +331,51 @@ def _received_at(record: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def store_for(config: Config) -> TranscriptStore:
+    """PostgreSQL when ``transcripts.database_url`` is set, else SQLite under ``state_dir``.
+
+    Blocking (it may create the directory): call it from a worker thread."""
+    tc = config.transcripts
+    kwargs: dict[str, Any] = {"owner": config.instance_id, "timeout_s": tc.store_timeout_s}
+    if tc.database_url:
+        return TranscriptStore.postgres(tc.database_url, **kwargs)
+    return TranscriptStore.at(config.server.state_dir, **kwargs)
+
+
 @asynccontextmanager
-async def open_transcript_hub(config: Config) -> AsyncIterator[TranscriptHub]:
-    """Open the store under ``server.state_dir`` and run the hub for the ``async with`` block.
+async def open_transcript_hub(
+    config: Config, *, close_interrupted: bool = True, feeds: FeedSource | None = None
+) -> AsyncIterator[TranscriptHub]:
+    """Open the store (``store_for``) and run the hub for the ``async with`` block.
+
+    ``feeds``: the cluster's live feeds (``Cluster.feeds``); None serves this process's own.
+    ``close_interrupted=False`` leaves calls a dead process left open for restart recovery
+    (``hub.store.own_live_calls()``, end them at Twilio, ``hub.close_calls(calls, reason)``).
 
     Resource handling: on exit, open feeds end, then every queued write is committed and the
     writer thread stops (shielded, so this also holds when the block is cancelled).
     """
     tc = config.transcripts
-    store = await trio.to_thread.run_sync(TranscriptStore.at, config.server.state_dir)
-    await trio.to_thread.run_sync(store.start)
+    store = await trio.to_thread.run_sync(store_for, config)
+    reason = "interrupted" if close_interrupted else None
+    await trio.to_thread.run_sync(lambda: store.start(interrupted_reason=reason))
     hub = TranscriptHub(
         config=tc,
         store=store,
         broadcaster=Broadcaster(
-            replay_events=tc.replay_events, subscriber_queue=tc.subscriber_queue
+            replay_events=tc.replay_events,
+            subscriber_queue=tc.subscriber_queue,
+            # Every live call's ring plus the recently ended ones and the all-calls feed.
+            max_rings=max(MAX_RINGS, config.server.max_calls + _ENDED_CALLS_KEPT + 1),
         ),
+        feeds=feeds,
     )
     # Queued before anything the hub's users write, so it can only remove older calls.
     store.prune(tc.retention_days)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(hub._prune_forever)
+            nursery.start_soon(hub._watch_store)
             try:
                 yield hub
             finally:
