@@ -28,7 +28,8 @@ Scenario JSON (every key optional; unknown keys are rejected)::
                  "hangup_at_s": null,                # after dialling
                  "hangup_while_operator_rings": false, "hangup_ring_delay_s": 0.0,
                  "status_callback": null,            # the number's StatusCallback URL (completed only)
-                 "voice": "tone"},                   # tone | silence (script mode: script)
+                 "voice": "tone",                    # tone | silence (script mode: script)
+                 "app_url": null},                   # dial this app, not --app-url (N apps)
       "operators": {"+15550200001": {"outcome": "busy"}},   # by dialled number
       "default_operator": {"outcome": "answer",      # answer | busy | no-answer | failed
                            "answer_delay_s": 1.0,    # >= Timeout means no-answer after Timeout

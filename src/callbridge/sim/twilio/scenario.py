@@ -72,6 +72,7 @@ class CallerSpec:
     hangup_ring_delay_s: float = 0.0  # after the operator's phone starts ringing
     status_callback: str | None = None  # the number's configured StatusCallback (absolute URL)
     voice: str = "tone"  # tone | silence | script
+    app_url: str | None = None  # dial this app instead of the simulator's --app-url
 
 
 @attrs.frozen
