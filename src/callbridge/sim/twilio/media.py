@@ -33,7 +33,7 @@ import trio
 
 from callbridge.log import get_logger
 from callbridge.sim.twilio.audio import FRAME_S, Party, PlaybackBuffer, Voice
-from callbridge.sim.twilio.meters import LatenessMeter, ToneOnsets
+from callbridge.sim.twilio.meters import JitterMeter, LatenessMeter, ToneOnsets
 from callbridge.sim.twilio.scenario import Fault
 from callbridge.sim.twilio.stream_report import stream_report, stream_window
 from callbridge.sim.twilio.twiml import Stream
@@ -101,7 +101,8 @@ class StreamSession:
     underrun_frames_while_late: int = 0  # not counted in underrun_frames / underrun_runs
     longest_underrun_ms: int = 0
     bytes_received: int = 0
-    lateness: LatenessMeter = attrs.field(factory=LatenessMeter)
+    lateness: LatenessMeter = attrs.field(factory=LatenessMeter)  # see meters.py
+    jitter: JitterMeter = attrs.field(factory=JitterMeter)
     said_onsets: list[float] = attrs.field(factory=list)  # wall clock: a tone burst began
     phase_ms: float | None = None  # this stream's tick phase within the 20 ms period
     reported_ended: bool = False  # its last window_stats were taken after it ended
@@ -236,10 +237,10 @@ class StreamSession:
         }
         self._send({"event": "media", "media": media})
         self.party.record_said(frame)
-        self._play_tick(stalled=now - deadline > STALL_S)
+        self._play_tick(deadline, stalled=now - deadline > STALL_S)
         return True
 
-    def _play_tick(self, *, stalled: bool) -> None:
+    def _play_tick(self, deadline: float, *, stalled: bool) -> None:
         tick = self.buffer.tick()
         self.party.record_heard(tick.frame)
         if self.onsets is not None:
@@ -251,6 +252,7 @@ class StreamSession:
             self.underrun_frames_while_late += tick.underrun
             self._run_len = 0
         elif tick.underrun:
+            self.lateness.ran_dry(deadline)
             if self._run_len == 0:
                 self.underrun_events += 1
                 self.underrun_runs.append([time.time(), 0])
@@ -332,7 +334,9 @@ class StreamSession:
         # Any byte string is valid mu-law, so the length is all there is to check.
         self.bytes_received += len(audio)
         if audio:
-            self.lateness.media(trio.current_time(), len(audio))
+            now = trio.current_time()
+            self.lateness.media(now)
+            self.jitter.media(now, len(audio))
         if not self.buffer.add_media(audio):
             self._warn(31931, "buffer over 10 minutes")
 

@@ -1,14 +1,21 @@
-"""What the fake Twilio measures per stream for load tests: outbound lateness and tone onsets.
+"""What the fake Twilio measures per stream for load tests: lateness, jitter and tone onsets.
 
-**Lateness.** The app sends a listener's audio in media messages that, played back to back, make
-a continuous track: message *i* starts ``position_i`` ms into it (its bytes before it / 8, at
-8 kHz mu-law). On a steady 20 ms clock, ``arrival_i - position_i`` (the message's *phase*) would
-be constant; a message that arrives late has a larger phase. :class:`LatenessMeter` reports
-``phase_i - min(phase_j)`` over the messages of the last ``window_s`` seconds (j <= i): how
-much later than the best recent schedule the message arrived, 0 when on time. A message the app
-skipped on purpose (a playout trim, a ``clear``) moves the schedule earlier, which is never
-lateness; a stall that moves it later counts as late until ``window_s`` has passed. Payloads of
-any length work (a 40 ms message advances the position by 40 ms).
+**Lateness** is measured against the listener's own 20 ms playout clock, the ticks at which
+Twilio plays the stream's buffer. A media message is late when the buffer ran dry before it
+came: a tick found no audio (an underrun the simulator itself was not late for), so the
+listener heard a gap. :class:`LatenessMeter` gives such a message the time from that tick's
+deadline to its arrival; every other message is on time (0). Messages after it are not late
+again: they play on the shifted schedule, which shows as added latency instead.
+
+**Jitter** ignores the buffer and looks at arrivals alone. The app sends a listener's audio in
+messages that, played back to back, make a continuous track: message *i* starts
+``position_i`` ms into it (its bytes before it / 8, at 8 kHz mu-law). On a steady clock,
+``arrival_i - position_i`` (the message's *phase*) is constant; :class:`JitterMeter` reports
+``phase_i - min(phase_j)`` over the messages of the last ``window_s`` seconds (j <= i), 0 for a
+message on the best recent schedule. A frame the app leaves out on purpose (a playout trim
+removing a frame that stood in Twilio's buffer) also shows as 20 ms of jitter, for ``window_s``,
+since arrivals alone cannot tell it from a late frame; lateness can. Payloads of any length work
+(a 40 ms message advances the position by 40 ms).
 
 **Tone onsets.** In tone mode every party and every translation has its own frequency, so a
 listener's recording tells who was heard when (see docs/simulators.md). :class:`ToneOnsets`
@@ -27,7 +34,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LatenessHistogram", "LatenessMeter", "ToneOnsets"]
+__all__ = ["JitterMeter", "LatenessMeter", "MsHistogram", "ToneOnsets"]
 
 BIN_MS = 0.5  # histogram resolution
 MAX_MS = 1000.0  # later than this lands in the last bin (max_ms keeps the exact value)
@@ -35,18 +42,19 @@ RATE = 8000
 FRAME_SAMPLES = 160
 
 
-class LatenessHistogram:
-    """Counts of lateness values in ``BIN_MS`` bins, mergeable across streams."""
+class MsHistogram:
+    """Counts of millisecond values (lateness, jitter) in ``BIN_MS`` bins, mergeable across
+    streams."""
 
     def __init__(self) -> None:
         self.counts = np.zeros(int(MAX_MS / BIN_MS) + 1, np.int64)
         self.max_ms = 0.0
 
-    def add(self, lateness_ms: float) -> None:
-        self.counts[min(int(lateness_ms / BIN_MS), len(self.counts) - 1)] += 1
-        self.max_ms = max(self.max_ms, lateness_ms)
+    def add(self, value_ms: float) -> None:
+        self.counts[min(int(value_ms / BIN_MS), len(self.counts) - 1)] += 1
+        self.max_ms = max(self.max_ms, value_ms)
 
-    def merge(self, other: LatenessHistogram) -> None:
+    def merge(self, other: MsHistogram) -> None:
         self.counts += other.counts
         self.max_ms = max(self.max_ms, other.max_ms)
 
@@ -78,18 +86,18 @@ class LatenessHistogram:
         }
 
 
-class LatenessMeter:
-    """Lateness of one stream's outbound media (see the module docstring); ``window`` holds the
-    histogram since the last :meth:`reset_window`."""
+class JitterMeter:
+    """Arrival jitter of one stream's outbound media (see the module docstring); ``window``
+    holds the histogram since the last :meth:`reset_window`."""
 
     def __init__(self, window_s: float = 2.0) -> None:
         self.window_s = window_s
         self._position_ms = 0.0
         self._recent: deque[tuple[float, float]] = deque()  # (arrival s, phase ms), rising phase
-        self.window = LatenessHistogram()
+        self.window = MsHistogram()
 
     def media(self, arrival_s: float, audio_bytes: int) -> float:
-        """Account one media message (``arrival_s`` on any seconds clock); returns its lateness
+        """Account one media message (``arrival_s`` on any seconds clock); returns its jitter
         in ms."""
         phase = arrival_s * 1000.0 - self._position_ms
         self._position_ms += audio_bytes / (RATE / 1000)
@@ -100,13 +108,41 @@ class LatenessMeter:
         recent.append((arrival_s, phase))
         while recent[0][0] < arrival_s - self.window_s:
             recent.popleft()
-        lateness = phase - recent[0][1]
+        jitter = phase - recent[0][1]
+        self.window.add(jitter)
+        return jitter
+
+    def reset_window(self) -> MsHistogram:
+        """Start a new measurement window; returns the one that ended."""
+        ended, self.window = self.window, MsHistogram()
+        return ended
+
+
+class LatenessMeter:
+    """Lateness of one stream's outbound media against the listener's playout ticks (see the
+    module docstring); ``window`` holds the histogram since the last :meth:`reset_window`."""
+
+    def __init__(self) -> None:
+        self._dry_since: float | None = None  # deadline of the first tick of an underrun
+        self.window = MsHistogram()
+
+    def ran_dry(self, deadline_s: float) -> None:
+        """A playout tick due at ``deadline_s`` found the buffer empty (not the simulator's
+        fault)."""
+        if self._dry_since is None:
+            self._dry_since = deadline_s
+
+    def media(self, arrival_s: float) -> float:
+        """Account one media message (same clock as the ticks); returns its lateness in ms."""
+        lateness = 0.0
+        if self._dry_since is not None:
+            lateness = max(0.0, (arrival_s - self._dry_since) * 1000.0)
+            self._dry_since = None
         self.window.add(lateness)
         return lateness
 
-    def reset_window(self) -> LatenessHistogram:
-        """Start a new measurement window; returns the one that ended."""
-        ended, self.window = self.window, LatenessHistogram()
+    def reset_window(self) -> MsHistogram:
+        ended, self.window = self.window, MsHistogram()
         return ended
 
 

@@ -16,7 +16,7 @@ from callbridge.sim.twilio.calls import Call, new_call_sid
 from callbridge.sim.twilio.conversation import Conversation
 from callbridge.sim.twilio.engine import MediaEngine
 from callbridge.sim.twilio.media import StreamSession
-from callbridge.sim.twilio.meters import LatenessHistogram, ToneOnsets
+from callbridge.sim.twilio.meters import MsHistogram, ToneOnsets
 from callbridge.sim.twilio.scenario import CallerSpec, Fault, RestError, Scenario
 from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Stream
@@ -221,17 +221,21 @@ class TwilioSim:
         """Load-test counters per stream since the previous call (see
         :meth:`StreamSession.window_stats`), streams that ended meanwhile included once."""
         streams = [s for s in self.streams if s.started_at is not None and not s.reported_ended]
-        total = LatenessHistogram()
+        lateness, jitter = MsHistogram(), MsHistogram()
         stats = []
         for s in streams:
-            lateness = s.lateness.reset_window()
-            total.merge(lateness)
-            stats.append(s.window_stats() | {"lateness": lateness.summary()})
+            late, jittered = s.lateness.reset_window(), s.jitter.reset_window()
+            lateness.merge(late)
+            jitter.merge(jittered)
+            stats.append(
+                s.window_stats() | {"lateness": late.summary(), "jitter": jittered.summary()}
+            )
             s.reported_ended = s.ended_at is not None
         return {
             "now": time.time(),
             "engine_wakeups": self.engine.wakeups,
-            "lateness": total.summary(),
+            "lateness": lateness.summary(),
+            "jitter": jitter.summary(),
             "streams": stats,
         }
 

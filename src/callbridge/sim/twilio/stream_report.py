@@ -46,9 +46,8 @@ def stream_report(s: StreamSession) -> dict[str, Any]:
 
 def stream_window(s: StreamSession) -> dict[str, Any]:
     """Counters since the previous window, then a new window begins: :data:`WINDOW_COUNTERS` as
-    differences, and the tone onsets said and heard meanwhile (wall clock). The outbound
-    lateness histogram is taken by the caller (``s.lateness.reset_window()``) so it can merge
-    them."""
+    differences, and the tone onsets said and heard meanwhile (wall clock). The lateness and
+    jitter histograms are taken by the caller (``reset_window()``), which merges them."""
     now = {
         "underrun_frames": s.underrun_frames,
         "late_ticks": s.late_ticks,
