@@ -49,7 +49,7 @@ async def test_a_late_wake_up_runs_every_overdue_tick_and_says_when(
     stream = Recorder()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine.run)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         t0 = engine.add(stream)
         await trio.sleep(0.05)
         autojump_clock.jump(0.1)  # the whole process stalled for 100 ms past its deadline

@@ -93,4 +93,4 @@ async def test_a_caller_may_dial_another_app_than_the_simulators() -> None:
             await app.got_request.wait()
             await sim.hangup(party="caller")
             assert await sim.wait_idle(5)
-    assert [r["path"] for r in app.requests][0] == "/second-daemon/twiml/client"
+    assert app.requests[0]["path"] == "/second-daemon/twiml/client"
