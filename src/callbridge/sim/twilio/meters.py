@@ -48,14 +48,17 @@ class MsHistogram:
 
     def __init__(self) -> None:
         self.counts = np.zeros(int(MAX_MS / BIN_MS) + 1, np.int64)
+        self.zeros = 0  # values of exactly 0 (also counted in the first bin)
         self.max_ms = 0.0
 
     def add(self, value_ms: float) -> None:
         self.counts[min(int(value_ms / BIN_MS), len(self.counts) - 1)] += 1
+        self.zeros += value_ms == 0.0
         self.max_ms = max(self.max_ms, value_ms)
 
     def merge(self, other: MsHistogram) -> None:
         self.counts += other.counts
+        self.zeros += other.zeros
         self.max_ms = max(self.max_ms, other.max_ms)
 
     @property
@@ -63,14 +66,16 @@ class MsHistogram:
         return int(self.counts.sum())
 
     def percentile_ms(self, q: float) -> float | None:
-        """Upper edge of the bin holding the ``q``-quantile (0 < q <= 1); None when empty."""
+        """Upper edge of the bin holding the ``q``-quantile (0 < q <= 1), at most the maximum;
+        0 when it is a value of exactly 0; None when empty."""
         total = self.count
         if total == 0:
             return None
-        index = int(np.searchsorted(np.cumsum(self.counts), math.ceil(q * total)))
-        return (
-            min((index + 1) * BIN_MS, self.max_ms) if index < len(self.counts) - 1 else self.max_ms
-        )
+        rank = math.ceil(q * total)
+        if rank <= self.zeros:
+            return 0.0  # on time: exactly 0, not the first bin's upper edge
+        index = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return min((index + 1) * BIN_MS, self.max_ms)
 
     def over(self, limit_ms: float) -> int:
         """Messages at least ``limit_ms`` late."""
