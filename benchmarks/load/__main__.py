@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from benchmarks.load import output, procs
 from benchmarks.load.profile import WindowProfile
 from benchmarks.load.sweep import Criteria, StepRunner
@@ -33,6 +34,9 @@ DEFAULT_STEPS = (1, 10, 20, 30, 40, 50, 60)
 LANGUAGES = {"caller": "en", "operator": "es"}
 SPEECH = {"on_s": 1.5, "off_s": 4.5, "start_delay_s": 0.5}  # 1.5 s every 6 s
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+# The simulators answer control calls between frames; on a machine shared with other busy
+# processes that can take a while, and a slow answer is not a failed step.
+CONTROL_TIMEOUT_S = 120.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,10 +65,13 @@ def step_plan(args: argparse.Namespace) -> list[int]:
 
 
 def placement(stack: Stack, pin: bool) -> str:
-    """Daemons on the first cores, simulators and this process on the last one."""
+    """Daemons on the first cores, simulators and this process on the last one. (Niceness
+    would not protect them from other busy processes: with the kernel's autogroup scheduling,
+    every terminal session gets an equal share whatever its processes' niceness; the runqueue
+    wait recorded per step says how much the neighbours took.)"""
     cpus = sorted(os.sched_getaffinity(0))
     if not pin or len(cpus) < 2:
-        return ""
+        return "not pinned"
     sims, daemon_cpus = {cpus[-1]}, cpus[:-1]
     for index, daemon in enumerate(stack.daemons):
         procs.pin(daemon.popen.pid, {daemon_cpus[index % len(daemon_cpus)]})
@@ -132,12 +139,14 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="callbridge-load-") as tmp,
         Stack(stack_options(Path(tmp), args, max(plan))) as stack,
     ):
+        stack.http.close()
+        stack.http = httpx.Client(timeout=CONTROL_TIMEOUT_S)
         meta["pinning"] = placement(stack, not args.no_pin)
         runner = StepRunner(
             stack, args.window_s, args.settle_s, criteria, LANGUAGES, "sim-web-token"
         )
         runner.idle_cpu_pct = meta["idle_cpu_pct"] = idle_cpu_pct(stack)
-        print(f"{meta['machine']}; {meta['pinning'] or 'not pinned'}; idle daemon "
+        print(f"{meta['machine']}; {meta['pinning']}; idle daemon "
               f"{runner.idle_cpu_pct} % CPU; load {meta['load_average_at_start']}", flush=True)  # fmt: skip
         for calls in plan:
             profile = None

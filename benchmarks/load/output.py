@@ -35,6 +35,7 @@ def progress_line(step: Step) -> str:
         f"late frames {step['late_frames']}, dropped {step['dropped_frames']}, "
         f"original p50 {_fmt(lat['original']['p50_ms'])} ms, translated p50 {_fmt(lat['translated']['p50_ms'])} ms, "
         f"loop lag p99 {_fmt(step['loop_lag_p99_ms'])} ms, load {step['load_average'][0]:.2f}, "
+        f"daemon waited for a CPU {step['daemon_runqueue_wait_pct']:.0f} %, "
         f"sims {step['sim_cpu_pct']['twilio']:.0f}+{step['sim_cpu_pct']['palabra']:.0f} % "
         f"-> {'ok' if not step['failed'] else 'FAIL: ' + ', '.join(step['failed'])}"
     )
@@ -46,12 +47,13 @@ def markdown(run: Mapping[str, Any]) -> str:
     lines = [
         f"Load sweep `{meta['label']}` at {meta['started']}: {meta['machine']}; "
         f"{meta['daemons']} daemon(s); window {meta['window_s']:.0f} s per step; "
-        f"pinned: {meta['pinning'] or 'no'}.",
+        f"placement: {meta['pinning']}.",
         "",
         "| calls | CPU ms/call-s | daemon CPU % | RSS MB/call | lateness p50 / p99 / max ms | "
         "late frames (sim-late ticks) | dropped | jitter p99 ms | original p50 / p90 ms | "
-        "translated p50 / p90 ms | loop lag p99 ms | load avg | other busy | sims CPU % | verdict |",
-        "|---:|---:|---:|---:|---|---|---:|---:|---|---|---:|---:|---:|---|---|",
+        "translated p50 / p90 ms | loop lag p99 ms | load avg | other busy | daemon waited for CPU % | "
+        "sims CPU % | verdict |",
+        "|---:|---:|---:|---:|---|---|---:|---:|---|---|---:|---:|---:|---:|---|---|",
     ]
     for s in run["steps"]:
         late, orig, trans = s["lateness"], s["latency"]["original"], s["latency"]["translated"]
@@ -63,6 +65,7 @@ def markdown(run: Mapping[str, Any]) -> str:
             f"{_fmt(orig['p50_ms'])} / {_fmt(orig['p90_ms'])} | "
             f"{_fmt(trans['p50_ms'])} / {_fmt(trans['p90_ms'])} | {_fmt(s['loop_lag_p99_ms'])} | "
             f"{s['load_average'][0]:.2f} | {len(s['other_busy'])} | "
+            f"{s['daemon_runqueue_wait_pct']:.0f} | "
             f"{s['sim_cpu_pct']['twilio']:.0f} + {s['sim_cpu_pct']['palabra']:.0f} | "
             f"{'ok' if not s['failed'] else ', '.join(s['failed'])} |"
         )

@@ -1,9 +1,10 @@
 """What the load benchmark reads about processes from Linux's /proc: CPU time, RSS, the machine's
-load, the other busy processes, and CPU pinning.
+load, the other busy processes, the time a process waited for a CPU, and CPU pinning.
 
 All of it is documented in proc(5) (https://man7.org/linux/man-pages/man5/proc.5.html):
 ``/proc/PID/stat`` fields 14-15 (utime, stime, in clock ticks), ``/proc/PID/status`` ``VmRSS``
-(kB) and ``/proc/loadavg``.
+(kB), ``/proc/PID/schedstat`` (https://docs.kernel.org/scheduler/sched-stats.html) and
+``/proc/loadavg``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["CpuSnapshot", "busy_others", "cpu_seconds", "load_average", "pin", "rss_mb"]
+__all__ = [
+    "CpuSnapshot",
+    "busy_others",
+    "cpu_seconds",
+    "load_average",
+    "pin",
+    "rss_mb",
+    "runqueue_wait_s",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 BUSY_SHARE = 0.10  # a process using a tenth of a core or more counts as busy
@@ -95,3 +104,12 @@ def pin(pid: int, cpus: set[int]) -> bool:
     except (OSError, AttributeError):
         return False
     return True
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds ``pid`` has spent runnable but waiting for a CPU (``/proc/PID/schedstat``, second
+    field, ns): on a shared machine, how much the neighbours took from it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

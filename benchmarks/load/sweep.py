@@ -10,7 +10,9 @@ waits until all are bridged and settled, then measures for ``window_s`` seconds:
   Twilio simulator's ``/_sim/stats`` window (``callbridge.sim.twilio.meters``);
 * added latency on the original and translated paths (``latency.py``);
 * event-loop lag p99 from ``/metrics`` when the daemon exports it (``metrics.py``);
-* the machine's load average and the other processes busy meanwhile.
+* the machine's load average, the other processes busy meanwhile, and how long the daemon
+  waited for a CPU while runnable (``/proc/PID/schedstat``): on a shared machine a daemon that
+  waits has late frames that are the neighbours' doing, not its own.
 
 Then it hangs the calls up and adds the frames each call dropped (its ``call_ended`` line).
 """
@@ -120,10 +122,15 @@ class StepRunner:
         start = time.monotonic()
         wall_start = time.time()
         snap_before = procs.CpuSnapshot.take(start)
+        waited_before = [procs.runqueue_wait_s(pid) for pid in self.daemon_pids]
         if on_window is not None:
             on_window(self.window_s)
         time.sleep(max(0.0, self.window_s - (time.monotonic() - start)))
         snap_after = procs.CpuSnapshot.take(time.monotonic())
+        waited = [
+            procs.runqueue_wait_s(p) - w
+            for p, w in zip(self.daemon_pids, waited_before, strict=True)
+        ]
         stats = self.stack.sim_post("twilio", "/_sim/stats")
         elapsed = snap_after.at - snap_before.at
         lag_after = [metrics.lag_buckets(u, self.http) for u in self.stack.app_urls]
@@ -137,6 +144,7 @@ class StepRunner:
             "elapsed_s": elapsed,
             "wall": (wall_start, time.time()),
             "daemon_cpu": [share(pid) for pid in self.daemon_pids],
+            "daemon_waited": [w / elapsed for w in waited],
             "sim_cpu": {name: share(pid) for name, pid in self.sim_pids.items()},
             "rss": [procs.rss_mb(pid) for pid in self.daemon_pids],
             "stats": stats,
@@ -197,6 +205,8 @@ class StepRunner:
             "window_s": round(window["elapsed_s"], 2),
             "daemon_cpu_pct": round(max(window["daemon_cpu"]) * 100, 1),
             "daemons_cpu_pct": [round(c * 100, 1) for c in window["daemon_cpu"]],
+            # Runnable but waiting for a CPU, in % of the window: the neighbours' share.
+            "daemon_runqueue_wait_pct": round(max(window["daemon_waited"]) * 100, 1),
             "cpu_ms_per_call_s": round(daemon_cpu * 1000 / max(bridged, 1), 2),
             "idle_cpu_pct": self.idle_cpu_pct,
             "rss_mb": [round(r, 1) for r in window["rss"]],

@@ -17,7 +17,8 @@ or as a process: ``callbridge sim twilio --port 0 --app-url http://127.0.0.1:APP
 [--from N] [--to N] [--caller-hangup-at S] [--caller-hangup-while-ringing]
 [--caller-status-callback URL] [--operator-outcome answer|busy|no-answer|failed]
 [--operator-answer-delay S] [--operator-hangup-at S] [--duplicate-callbacks]
-[--reorder-callbacks] [--fault KIND[:PARTY[:AT_S[:DURATION_S]]]]... [--rest-error EP:STATUS[:TIMES]]...``.
+[--reorder-callbacks] [--fault KIND[:PARTY[:AT_S[:DURATION_S]]]]... [--rest-error EP:STATUS[:TIMES]]...
+[--no-recording] [--detect-tones HZ,HZ,...]``.
 It prints ``{"event": "sim_ready", "url": "http://127.0.0.1:PORT", "sim": "twilio"}`` when ready.
 
 Scenario JSON (every key optional; unknown keys are rejected)::
@@ -63,6 +64,8 @@ Control endpoints (JSON)::
     POST /_sim/write-wavs {"dir": "/path"} -> {"files": [...]}   ({party}-heard.wav, -said.wav)
     POST /_sim/faults     {"faults": [...], "rest_errors": [...]} -> counts (added at runtime)
     POST /_sim/wait-idle  {"timeout_s": 60} -> {"idle": bool}   (all calls + callbacks finished)
+    POST /_sim/stats      -> per stream since the previous call: lateness, jitter, underruns,
+                          late ticks, warnings, tone onsets said/heard (load tests; meters.py)
     POST /_sim/shutdown   -> hang up, write --out-dir WAVs, exit
 
 Tone mode: the caller says 500 Hz bursts, operators 800 Hz (1.2 s on / 1.8 s off, mu-law 0xFF
