@@ -16,6 +16,8 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,6 +121,8 @@ def pin_with_simulators(pid: int) -> None:
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C, so the Stack stops the daemons and simulators it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args()
     plan = step_plan(args)
     meta: dict[str, Any] = {
@@ -140,7 +144,11 @@ def main() -> None:
         Stack(stack_options(Path(tmp), args, max(plan))) as stack,
     ):
         stack.http.close()
-        stack.http = httpx.Client(timeout=CONTROL_TIMEOUT_S)
+        # A fresh connection per control call: a request on a connection kept alive through a
+        # long window was once left unanswered by the simulator's hypercorn (not root-caused).
+        stack.http = httpx.Client(
+            timeout=CONTROL_TIMEOUT_S, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         meta["pinning"] = placement(stack, not args.no_pin)
         runner = StepRunner(
             stack, args.window_s, args.settle_s, criteria, LANGUAGES, "sim-web-token"

@@ -70,7 +70,9 @@ class StepRunner:
     languages: Mapping[str, str]
     web_token: str
     idle_cpu_pct: float = 0.0
-    http: httpx.Client = attrs.Factory(lambda: httpx.Client(timeout=30))
+    http: httpx.Client = attrs.Factory(
+        lambda: httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+    )
     _placed: int = 0  # calls placed so far, for unique caller numbers
 
     @property

