@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # playwright...). A venv with the dev extras already has it.
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run serve test lint typecheck unit e2e bench bench-calls clean
+.PHONY: run serve test lint typecheck unit e2e bench bench-calls bench-load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ bench: $(STAMP)
 
 bench-calls: $(STAMP)
 	$(BIN)/python -m benchmarks.calls --calls 1 4 8
+
+# Load sweep of the real daemon (docs/performance.md); BENCH_ARGS passes options, e.g.
+# make bench-load BENCH_ARGS="--label after --profile-at 20"
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-load: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.load $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -174,8 +174,9 @@ def _bind() -> socket.socket:
 
 @asynccontextmanager
 async def running(
-    scenario: Scenario | None = None, app: FakeApp | None = None
+    scenario: Scenario | None = None, app: FakeApp | None = None, **options: Any
 ) -> AsyncIterator[tuple[TwilioSim, FakeApp]]:
+    """The simulator (``SimOptions`` fields in ``options``) and the fake app, both serving."""
     app = app or FakeApp()
     sock = _bind()
     app.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -184,20 +185,24 @@ async def running(
     hc.accesslog = hc.errorlog = None
     hc.graceful_timeout = 0.2
     stop_app = trio.Event()
-    async with _both(scenario, app, hc, stop_app) as both:
+    async with _both(scenario, app, hc, stop_app, options) as both:
         yield both
 
 
 @asynccontextmanager
 async def _both(
-    scenario: Scenario | None, app: FakeApp, hc: HypercornConfig, stop_app: trio.Event
+    scenario: Scenario | None,
+    app: FakeApp,
+    hc: HypercornConfig,
+    stop_app: trio.Event,
+    options: dict[str, Any],
 ) -> AsyncIterator[tuple[TwilioSim, FakeApp]]:
     async with trio.open_nursery() as nursery:
         await nursery.start(
             partial(hypercorn_serve, app.build(), hc, shutdown_trigger=stop_app.wait)
         )
-        options = SimOptions(app.url, SID, TOKEN, scenario or Scenario())
-        sim: TwilioSim = await nursery.start(serve_twilio_sim, options)
+        sim_options = SimOptions(app.url, SID, TOKEN, scenario or Scenario(), **options)
+        sim: TwilioSim = await nursery.start(serve_twilio_sim, sim_options)
         try:
             yield sim, app
         finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callbridge.sim.twilio.audio import PlaybackBuffer, ToneVoice, ulaw_decode
+from callbridge.sim.twilio.audio import PlaybackBuffer, ulaw_decode
 from callbridge.sim.twilio.scenario import ScenarioError, scenario_from_dict
+from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Connect, Play, Say, TwimlError, parse_twiml
 
 

@@ -156,6 +156,9 @@ class StackOptions:
     caller_language: str = "en"
     operator_language: str = "es"
     log_format: str = "json"
+    # How many daemons to run (load tests of several processes; a caller picks one with the
+    # Twilio simulator's per-call ``app_url``). Each has its own port, config and state dir.
+    daemons: int = 1
 
 
 class Stack:
@@ -163,11 +166,13 @@ class Stack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.app_port = free_port()
-        self.app_url = f"http://127.0.0.1:{self.app_port}"
+        self.app_ports = [free_port() for _ in range(max(1, options.daemons))]
+        self.app_urls = [f"http://127.0.0.1:{port}" for port in self.app_ports]
+        self.app_port, self.app_url = self.app_ports[0], self.app_urls[0]
         self.palabra: Process | None = None
         self.twilio: Process | None = None
-        self.daemon: Process | None = None
+        self.daemon: Process | None = None  # the first of ``daemons``
+        self.daemons: list[Process] = []
         self.palabra_url = ""
         self.twilio_url = ""
         self.http = httpx.Client(timeout=30)
@@ -238,8 +243,6 @@ class Stack:
             opts.workdir,
         )
         self.twilio_url = self.twilio.wait_for(_ready, START_TIMEOUT_S)["url"]
-        config = opts.workdir / "callbridge.toml"
-        config.write_text(self._config_toml(), encoding="utf-8")
         daemon_env = {
             **env,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -247,22 +250,29 @@ class Stack:
             "CALLBRIDGE_WEB_TOKEN": opts.web_token,
             **opts.daemon_env,
         }
-        self.daemon = Process.start(
-            "callbridge", ["--log-format", opts.log_format, "serve", "--config", str(config)],
-            daemon_env, opts.workdir, opts.workdir,
-        )  # fmt: skip
-        self.daemon.wait_for(lambda r: r.get("event") == "listening", START_TIMEOUT_S)
+        for index in range(len(self.app_ports)):
+            suffix = f"-{index}" if index else ""
+            config = opts.workdir / f"callbridge{suffix}.toml"
+            config.write_text(self._config_toml(index), encoding="utf-8")
+            self.daemons.append(Process.start(
+                f"callbridge{suffix}",
+                ["--log-format", opts.log_format, "serve", "--config", str(config)],
+                daemon_env, opts.workdir, opts.workdir,
+            ))  # fmt: skip
+        self.daemon = self.daemons[0]
+        for daemon in self.daemons:
+            daemon.wait_for(lambda r: r.get("event") == "listening", START_TIMEOUT_S)
 
-    def _config_toml(self) -> str:
+    def _config_toml(self, index: int = 0) -> str:
         opts = self.options
         palabra_ws = self.palabra_url.replace("http://", "ws://")
         numbers = ", ".join(json.dumps(n) for n in opts.operators)
-        state = json.dumps(str(opts.workdir / "state"))
+        state = json.dumps(str(opts.workdir / (f"state-{index}" if index else "state")))
         return f"""
 [server]
 host = "127.0.0.1"
-port = {self.app_port}
-public_url = "{self.app_url}"
+port = {self.app_ports[index]}
+public_url = "{self.app_urls[index]}"
 state_dir = {state}
 shutdown_grace_s = 2.0
 
@@ -322,7 +332,7 @@ segment_confirmation_silence_threshold = 0.5
         return self.daemon.wait_for(lambda r: r.get("event") == "call_ended", timeout_s)
 
     def close(self) -> None:
-        for proc in (self.daemon, self.twilio, self.palabra):
+        for proc in (*self.daemons, self.twilio, self.palabra):
             if proc is not None:
                 proc.stop()
         self.http.close()

@@ -17,7 +17,8 @@ or as a process: ``callbridge sim twilio --port 0 --app-url http://127.0.0.1:APP
 [--from N] [--to N] [--caller-hangup-at S] [--caller-hangup-while-ringing]
 [--caller-status-callback URL] [--operator-outcome answer|busy|no-answer|failed]
 [--operator-answer-delay S] [--operator-hangup-at S] [--duplicate-callbacks]
-[--reorder-callbacks] [--fault KIND[:PARTY[:AT_S[:DURATION_S]]]]... [--rest-error EP:STATUS[:TIMES]]...``.
+[--reorder-callbacks] [--fault KIND[:PARTY[:AT_S[:DURATION_S]]]]... [--rest-error EP:STATUS[:TIMES]]...
+[--no-recording] [--detect-tones HZ,HZ,...]``.
 It prints ``{"event": "sim_ready", "url": "http://127.0.0.1:PORT", "sim": "twilio"}`` when ready.
 
 Scenario JSON (every key optional; unknown keys are rejected)::
@@ -29,7 +30,8 @@ Scenario JSON (every key optional; unknown keys are rejected)::
                  "hangup_while_operator_rings": false, "hangup_ring_delay_s": 0.0,
                  "status_callback": null,            # the number's StatusCallback URL (completed only)
                  "voice": "tone",                    # tone | silence (script mode: script)
-                 "menu_digits": [], "menu_press_delay_s": 0.5},   # keys pressed at each <Gather>
+                 "menu_digits": [], "menu_press_delay_s": 0.5,   # keys pressed at each <Gather>
+                 "app_url": null},                   # dial this app, not --app-url (N apps)
       "operators": {"+15550200001": {"outcome": "busy"}},   # by dialled number
       "default_operator": {"outcome": "answer",      # answer | busy | no-answer | failed
                            "answer_delay_s": 1.0,    # >= Timeout means no-answer after Timeout
@@ -70,6 +72,8 @@ Control endpoints (JSON)::
     POST /_sim/write-wavs {"dir": "/path"} -> {"files": [...]}   ({party}-heard.wav, -said.wav)
     POST /_sim/faults     {"faults": [...], "rest_errors": [...]} -> counts (added at runtime)
     POST /_sim/wait-idle  {"timeout_s": 60} -> {"idle": bool}   (all calls + callbacks finished)
+    POST /_sim/stats      -> per stream since the previous call: lateness, jitter, underruns,
+                          late ticks, warnings, tone onsets said/heard (load tests; meters.py)
     POST /_sim/shutdown   -> hang up, write --out-dir WAVs, exit
 
 Tone mode: the caller says 500 Hz bursts, operators 800 Hz (1.2 s on / 1.8 s off, mu-law 0xFF

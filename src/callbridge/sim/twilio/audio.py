@@ -2,7 +2,8 @@
 
 Everything runs at 8 kHz mono in 20 ms frames (160 mu-law bytes), the unit Twilio streams in.
 
-* A *voice* produces the frames a party says (tone bursts, silence, or queued script turns).
+* A *voice* produces the frames a party says (silence, or queued script turns; tone bursts are
+  :class:`~callbridge.sim.twilio.tone_voice.ToneVoice`).
 * A :class:`PlaybackBuffer` is Twilio's outbound FIFO for one stream: the app's media and marks
   go in, one 20 ms frame comes out per tick, marks come back once the audio before them played.
 * A :class:`Party` records what that phone heard (decoded PCM per tick, wall-clock stamped) and
@@ -33,14 +34,15 @@ __all__ = [
     "MAX_BUFFER_BYTES",
     "RATE",
     "SILENCE_BYTE",
+    "SILENCE_FRAME",
     "Party",
     "Pcm",
     "PlaybackBuffer",
     "QueueVoice",
     "SilenceVoice",
     "Tick",
-    "ToneVoice",
     "Voice",
+    "is_loud",
     "read_wav_8k",
     "ulaw_decode",
     "ulaw_encode",
@@ -50,6 +52,7 @@ RATE = 8000
 FRAME_S = 0.020
 FRAME_BYTES = 160
 SILENCE_BYTE = 0xFF  # mu-law code of zero amplitude
+SILENCE_FRAME = bytes([SILENCE_BYTE]) * FRAME_BYTES
 # Twilio discards outbound media beyond 10 minutes buffered (warning 31931).
 MAX_BUFFER_BYTES = 10 * 60 * RATE
 # RMS above this (about -40 dBFS) counts as "hearing something" for turn-taking.
@@ -76,6 +79,17 @@ def _encode_table() -> npt.NDArray[np.uint8]:
     seg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), mag)
     uval = np.where(seg >= 8, 0x7F, (seg << 4) | ((mag >> (seg + 1)) & 0xF))
     return (uval ^ mask).astype(np.uint8)
+
+
+@functools.cache
+def _square_table() -> npt.NDArray[np.float64]:
+    return _decode_table().astype(np.float64) ** 2
+
+
+def is_loud(frame: bytes) -> bool:
+    """Whether a mu-law frame's RMS is above :data:`LOUD_RMS`."""
+    mean_square = float(_square_table()[np.frombuffer(frame, np.uint8)].mean())
+    return mean_square > LOUD_RMS * LOUD_RMS
 
 
 def ulaw_decode(data: bytes) -> Pcm:
@@ -123,32 +137,6 @@ class SilenceVoice:
 
 
 @attrs.define
-class ToneVoice:
-    """Bursts of ``freq_hz``: ``start_delay_s`` silence, then ``on_s`` tone / ``off_s`` silence."""
-
-    freq_hz: float
-    on_s: float = 1.2
-    off_s: float = 1.8
-    start_delay_s: float = 0.3
-    level_dbfs: float = -12.0
-    _sample: int = 0
-
-    def next_frame(self) -> bytes:
-        n = np.arange(self._sample, self._sample + FRAME_BYTES)
-        self._sample += FRAME_BYTES
-        t = n / RATE - self.start_delay_s
-        period = self.on_s + self.off_s
-        on = (t >= 0) & (np.mod(t, period) < self.on_s)
-        amp = 32767 * 10 ** (self.level_dbfs / 20)
-        pcm = np.where(on, amp * np.sin(2 * math.pi * self.freq_hz * n / RATE), 0.0)
-        frame = bytearray(ulaw_encode(pcm.astype(np.int16)))
-        # Exact zero must be the mu-law idle code 0xFF, not its +0 twin 0x7F.
-        for i in np.flatnonzero(~on):
-            frame[i] = SILENCE_BYTE
-        return bytes(frame)
-
-
-@attrs.define
 class QueueVoice:
     """Script-mode voice: says queued utterances, silence in between; tells when one is done."""
 
@@ -183,6 +171,10 @@ class Tick:
     frame: bytes  # 160 mu-law bytes played to the listener (silence-padded on underrun)
     marks: list[str]  # marks whose audio has now fully played
     underrun: bool  # the app had started sending but less than 20 ms was buffered
+
+    def pcm(self) -> Pcm | None:
+        """The frame decoded, or None for digital silence (all 0xFF)."""
+        return None if self.frame == SILENCE_FRAME else ulaw_decode(self.frame)
 
 
 @attrs.define
@@ -262,16 +254,23 @@ class Party:
     loud_frames: int = 0
     stream_live: trio.Event = attrs.field(factory=trio.Event)
     stream_started_at: float = 0.0  # trio clock
+    # False: frames heard and said are not kept (no WAVs, no timelines), so a long load test
+    # does not grow without bound; loudness (``loud_ms``) is then tracked only in script mode,
+    # whose turn-taking needs it.
+    recording: bool = True
 
     def record_heard(self, frame: bytes) -> None:
-        self.heard.append((time.time(), frame))
-        pcm = ulaw_decode(frame).astype(np.float64)
-        if float(np.sqrt(np.mean(pcm * pcm))) > LOUD_RMS:
+        if self.recording:
+            self.heard.append((time.time(), frame))
+        elif self.voice is None:
+            return
+        if frame != SILENCE_FRAME and is_loud(frame):
             self.loud_frames += 1
             self.last_loud = trio.current_time()
 
     def record_said(self, frame: bytes) -> None:
-        self.said.append((time.time(), frame))
+        if self.recording:
+            self.said.append((time.time(), frame))
 
     def write_wavs(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,14 @@ class Call:
     _exec_scope: trio.CancelScope | None = None
     _redirect: tuple[str, str, str] | None = None  # (kind twiml|url, text-or-url, method)
 
+    @property
+    def app_url(self) -> str:
+        """The app this call belongs to: the caller's own (several apps behind one simulator,
+        as in a load test of N daemons), else the simulator's."""
+        if self.caller is not None and self.caller.app_url:
+            return self.caller.app_url
+        return self.sim.options.app_url
+
     # -- status and callbacks -------------------------------------------------------------
     def set_status(self, status: str) -> None:
         self.status = status
@@ -195,7 +203,7 @@ class Call:
 
     async def _inbound(self) -> None:
         self.set_status("ringing")
-        url = self.sim.options.app_url.rstrip("/") + "/twiml/client"
+        url = self.app_url.rstrip("/") + "/twiml/client"
         doc = await self._fetch(url, "POST", kind="incoming_call", status="ringing")
         if doc is None:
             self._heard_say(
@@ -314,7 +322,7 @@ class Call:
                 kind, value, method = self._redirect
                 self._redirect = None
                 if kind == "twiml":
-                    nxt = (value, self.sim.options.app_url)
+                    nxt = (value, self.app_url)
                 else:
                     nxt = await self._fetch(value, method, kind="redirect", status="in-progress")
             doc = nxt

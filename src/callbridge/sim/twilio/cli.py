@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"kinds: {', '.join(FAULT_KINDS)}; PARTY caller|operator|any")  # fmt: skip
     p.add_argument("--rest-error", action="append", default=[], metavar="ENDPOINT:STATUS[:TIMES]",
                    help="e.g. create:429:2 (endpoints create|update|fetch)")  # fmt: skip
+    p.add_argument("--no-recording", action="store_true",
+                   help="keep no per-frame recordings (load tests; no WAVs then)")  # fmt: skip
+    p.add_argument("--detect-tones", default="", metavar="HZ,HZ,...",
+                   help="time the onsets of these tones in what each stream plays (/_sim/stats)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="json", choices=("auto", "json", "console"))
     return p
@@ -149,6 +153,8 @@ def main(argv: list[str]) -> int:
         host=args.host,
         port=args.port,
         out_dir=args.out_dir,
+        recording=not args.no_recording,
+        detect_tones=tuple(float(hz) for hz in args.detect_tones.split(",") if hz.strip()),
     )
     try:
         trio.run(_run, options)

@@ -173,6 +173,10 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
     async def report() -> Response:
         return _json(sim.report())
 
+    @app.post("/_sim/stats")
+    async def stats() -> Response:
+        return _json(sim.window_stats())
+
     @app.post("/_sim/call")
     async def start_call() -> Response:
         data = await request.get_json(silent=True) or {}

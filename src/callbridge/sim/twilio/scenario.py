@@ -73,6 +73,7 @@ class CallerSpec:
     hangup_ring_delay_s: float = 0.0  # after the operator's phone starts ringing
     status_callback: str | None = None  # the number's configured StatusCallback (absolute URL)
     voice: str = "tone"  # tone | silence | script
+    app_url: str | None = None  # dial this app instead of the simulator's --app-url
     # Keys pressed at each <Gather>, in order ("" = nothing: the Gather times out); past the
     # list the caller presses nothing. Pressed menu_press_delay_s after the Gather's prompts.
     menu_digits: list[str] = attrs.Factory(list)

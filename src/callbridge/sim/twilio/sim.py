@@ -11,11 +11,14 @@ import httpx
 import trio
 
 from callbridge.log import get_logger
-from callbridge.sim.twilio.audio import Party, QueueVoice, SilenceVoice, ToneVoice, Voice
+from callbridge.sim.twilio.audio import Party, QueueVoice, SilenceVoice, Voice
 from callbridge.sim.twilio.calls import Call, new_call_sid
 from callbridge.sim.twilio.conversation import Conversation
+from callbridge.sim.twilio.engine import MediaEngine
 from callbridge.sim.twilio.media import StreamSession
+from callbridge.sim.twilio.meters import MsHistogram, ToneOnsets
 from callbridge.sim.twilio.scenario import CallerSpec, DtmfSpec, Fault, RestError, Scenario
+from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Stream
 from callbridge.sim.twilio.webhooks import CallbackDispatcher, Signer, WebhookClient
 
@@ -35,6 +38,10 @@ class SimOptions:
     host: str = "127.0.0.1"
     port: int = 0
     out_dir: Path | None = None  # write {party}-heard.wav / -said.wav here at exit
+    # Load tests: keep no per-frame recordings (memory grows with every frame otherwise) ...
+    recording: bool = True
+    # ... and time the onsets of these tone frequencies (Hz) in what each stream plays.
+    detect_tones: tuple[float, ...] = ()
 
 
 @attrs.define(eq=False)
@@ -54,6 +61,7 @@ class TwilioSim:
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
     first_call: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=time.time)
+    engine: MediaEngine = attrs.field(factory=MediaEngine)  # every stream's ticks and reads
 
     @property
     def scenario(self) -> Scenario:
@@ -79,7 +87,7 @@ class TwilioSim:
 
     def party(self, name: str) -> Party:
         if name not in self.parties:
-            self.parties[name] = Party(name)
+            self.parties[name] = Party(name, recording=self.options.recording)
         return self.parties[name]
 
     def voice_for(self, party: Party, mode: str) -> Voice:
@@ -154,6 +162,7 @@ class TwilioSim:
             faults=self.faults,
             stop_timeout_s=self.scenario.timing.stop_timeout_s,
             connect_timeout_s=self.scenario.timing.stream_connect_timeout_s,
+            onsets=ToneOnsets(self.options.detect_tones) if self.options.detect_tones else None,
         )
         self.streams.append(session)
         return session
@@ -214,6 +223,28 @@ class TwilioSim:
     async def end_all(self) -> None:
         for call in self.live_calls():
             await call.end("completed", reason="sim_shutdown")
+
+    def window_stats(self) -> dict[str, Any]:
+        """Load-test counters per stream since the previous call (see
+        :meth:`StreamSession.window_stats`), streams that ended meanwhile included once."""
+        streams = [s for s in self.streams if s.started_at is not None and not s.reported_ended]
+        lateness, jitter = MsHistogram(), MsHistogram()
+        stats = []
+        for s in streams:
+            late, jittered = s.lateness.reset_window(), s.jitter.reset_window()
+            lateness.merge(late)
+            jitter.merge(jittered)
+            stats.append(
+                s.window_stats() | {"lateness": late.summary(), "jitter": jittered.summary()}
+            )
+            s.reported_ended = s.ended_at is not None
+        return {
+            "now": time.time(),
+            "engine_wakeups": self.engine.wakeups,
+            "lateness": lateness.summary(),
+            "jitter": jitter.summary(),
+            "streams": stats,
+        }
 
     # -- output -------------------------------------------------------------------------------
     def write_wavs(self, directory: Path) -> list[str]:
