@@ -14,6 +14,7 @@ from callbridge.palabra import (
     ServerError,
     ServerWarning,
     SpeechChunk,
+    SpeechLost,
     Transcript,
 )
 from tests.palabra.fake_server import FakePalabra
@@ -118,6 +119,78 @@ class TestEvents:
                     await conn.send_speech("t", "es", np.zeros(4800, dtype=np.int16), last=False)
                 await trio.sleep(30)
                 stats = link.stats
-        assert stats.events_dropped == 300 - 256
-        assert stats.speech_dropped == 3
+        # 300 - 256 transcripts, and the SpeechLost that could not get in either.
+        assert stats.events_dropped == 300 - 256 + 1
+        assert stats.speech_dropped == 3  # the first after waiting, the rest as cut at once
+        assert stats.speech_cut == 1
         assert stats.reconnects == 0
+
+
+def chunk(value: int = 1) -> np.ndarray[Any, np.dtype[np.int16]]:
+    return np.full(4800, value, dtype=np.int16)  # 200 ms, as Palabra sends
+
+
+class TestSpeechParts:
+    async def test_part_ids_travel_with_text_and_speech(self, autojump_clock: Any) -> None:
+        """A number on transcripts, a string on audio: both arrive as the part number."""
+        fake = FakePalabra()
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, make_config(fake)) as link:
+                conn = fake.connections[0]
+                await conn.send_transcript("translated_transcription", "t1", "uno,", "es", part=0)
+                await conn.send_transcript("translated_transcription", "t1", "dos", "es", part=1)
+                await conn.send_speech("t1", "es", chunk(), last=True, part=0)
+                await conn.send_speech("t1", "es", chunk(), last=True, part=1)
+                events = [await link.events.receive() for _ in range(4)]
+        assert [(type(e).__name__, getattr(e, "translation_part_id", None)) for e in events] == [
+            ("Transcript", 0),
+            ("Transcript", 1),
+            ("SpeechChunk", 0),
+            ("SpeechChunk", 1),
+        ]
+
+
+class TestLostSpeech:
+    async def test_a_chunk_lost_to_a_stuck_consumer_cuts_its_part(
+        self, autojump_clock: Any
+    ) -> None:
+        """The consumer falls 2 s behind: the dropped chunk's part is cut (its later chunks
+        dropped at once) and the consumer is told with SpeechLost; the next utterance passes."""
+        fake = FakePalabra()
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, make_config(fake)) as link:
+                conn = fake.connections[0]
+                for i in range(256):  # the queue is full
+                    await conn.send_transcript("partial_transcription", f"p{i}", "x", "en")
+                await conn.send_speech("a", "es", chunk(1), last=False)  # waits 2 s, dropped
+                await conn.send_speech("a", "es", chunk(2), last=False)
+                await conn.send_speech("a", "es", chunk(3), last=True)
+                await conn.send_speech("b", "es", chunk(4), last=True)
+                await trio.sleep(3.0)  # SpeechLost is waiting for room
+                for _ in range(256):
+                    await link.events.receive()
+                rest = [await link.events.receive() for _ in range(2)]
+                stats = link.stats
+        assert rest[0] == SpeechLost("a", 0, "the consumer fell behind")
+        assert isinstance(rest[1], SpeechChunk) and rest[1].transcription_id == "b"
+        assert stats.speech_dropped == 3
+        assert stats.speech_cut == 1
+
+    async def test_an_undecodable_chunk_cuts_its_part(self, autojump_clock: Any) -> None:
+        fake = FakePalabra()
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, make_config(fake)) as link:
+                conn = fake.connections[0]
+                await conn.send_speech("a", "es", chunk(1), last=False)
+                bad = {"transcription_id": "a", "translation_part_id": "0", "data": "!!"}
+                await conn.send("output_audio_data", bad)
+                await conn.send_speech("a", "es", chunk(3), last=True)
+                await conn.send_speech("b", "es", chunk(4), last=True)
+                events = [await link.events.receive() for _ in range(4)]
+        first, error, lost, next_one = events
+        assert isinstance(first, SpeechChunk) and first.transcription_id == "a"
+        assert isinstance(error, ServerError) and error.code == "MALFORMED_MESSAGE"
+        assert "not base64" in error.desc
+        assert lost == SpeechLost("a", 0, "undecodable audio")
+        assert isinstance(next_one, SpeechChunk) and next_one.transcription_id == "b"
+        assert link.stats.speech_dropped == 1  # the chunk after the hole

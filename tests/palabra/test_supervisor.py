@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import trio
 
 from callbridge.config import MediaConfig
 from callbridge.errors import PalabraUnavailable
+from callbridge.palabra import ConnectionLost, SpeechChunk
 from tests.palabra.fake_server import FakeConnection, FakePalabra
 from tests.palabra.helpers import (
     GUARD_S,
+    drain,
     feed_realtime,
     make_config,
     open_link,
@@ -36,6 +39,32 @@ class TestReconnect:
         assert received_nonzero_s(fake) == pytest.approx(20.0)
         assert too_fast(fake) == 0
         assert second.end_task
+
+    async def test_a_drop_mid_speech_is_announced_before_the_reconnect(
+        self, autojump_clock: Any
+    ) -> None:
+        """Speech was flowing on the dropped connection: the consumer gets ConnectionLost after
+        that connection's last event and before anything from the next; the goodbye's own close
+        announces nothing."""
+        fake = FakePalabra(drop_after_audio_s={0: 2.0})
+
+        async def speak_when_ready(conn: FakeConnection) -> None:
+            await conn.send_speech(f"t{conn.index}", "es", np.zeros(4800, np.int16), last=False)
+
+        fake.on_ready = speak_when_ready
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, make_config(fake)) as link:
+                await feed_realtime(link, 5.0)
+        events = await drain(link)
+        assert [type(e).__name__ for e in events] == [
+            "SpeechChunk",
+            "ConnectionLost",
+            "SpeechChunk",
+        ]
+        first, lost, second = events
+        assert isinstance(first, SpeechChunk) and first.transcription_id == "t0"
+        assert isinstance(lost, ConnectionLost) and "1011" in lost.reason
+        assert isinstance(second, SpeechChunk) and second.transcription_id == "t1"
 
     async def test_drop_past_the_budget_fails_typed(self, autojump_clock: Any) -> None:
         """Every reconnect is refused: after reconnect_attempts the link raises

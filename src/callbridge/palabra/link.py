@@ -94,6 +94,7 @@ class PalabraLink:
             stats=stats,
             lifetime=lifetime,
             input=feeder,
+            outlet=outlet,
             reader=LinkReader(
                 direction, stats, outlet, lambda: supervisor.settings, lambda: lifetime.is_closing
             ),

@@ -5,21 +5,28 @@ reader stuck behind a slow consumer would look like a dead connection. Hence, wh
 full, transcripts, warnings and errors are dropped at once and counted (``events_dropped``); a
 speech chunk waits up to ``SPEECH_SEND_TIMEOUT_S`` for room, then is dropped, counted
 (``speech_dropped``) and logged at warning level, never silently.
+
+A part of speech that lost a chunk is cut there: its later chunks are dropped too (a sentence
+never resumes in its middle after a hole) and the consumer gets ``SpeechLost`` so it can end the
+utterance with what it has (``speech_cut``). ``SpeechLost`` and ``ConnectionLost`` follow the
+speech policy: they wait for room, as the consumer's audio depends on them.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections import OrderedDict
+from typing import Final, TypeAlias
 
 import attrs
 import trio
 
 from callbridge.log import get_logger
 from callbridge.palabra.events import (
-    LanguageDetected,
+    ConnectionLost,
     PalabraEvent,
-    ServerError,
+    ServerWarning,
     SpeechChunk,
+    SpeechLost,
     Transcript,
 )
 from callbridge.palabra.stats import LinkStats
@@ -36,6 +43,10 @@ EVENTS_QUEUE: Final = 256
 SPEECH_SEND_TIMEOUT_S: Final = 2.0
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY: Final = 50
+# Cut parts remembered (to drop their later chunks); a part's speech lasts seconds, so a few do.
+_CUT_KEPT: Final = 64
+
+_Part: TypeAlias = tuple[str, int]  # (transcription_id, translation_part_id)
 
 
 @attrs.define(eq=False)
@@ -45,6 +56,7 @@ class EventOutlet:
     direction: Direction
     stats: LinkStats
     _send: trio.MemorySendChannel[PalabraEvent]
+    _cut: OrderedDict[_Part, None] = attrs.Factory(OrderedDict)
 
     @classmethod
     def open(
@@ -59,20 +71,57 @@ class EventOutlet:
         self._send.close()
 
     async def emit(self, event: PalabraEvent) -> bool:
-        """Count and queue ``event``; False when it was dropped (full queue, or the consumer is
-        gone)."""
+        """Count and queue ``event``; False when it was dropped (full queue, the consumer is
+        gone, or a chunk of speech already cut)."""
         self._count(event)
+        if isinstance(event, SpeechChunk):
+            part = (event.transcription_id, event.translation_part_id)
+            if part in self._cut:
+                self.stats.speech_dropped += 1
+                if event.last_chunk:
+                    del self._cut[part]
+                return False
+            if await self._queue(event):
+                return True
+            self._count_dropped(event)
+            await self.speech_lost(part, "the consumer fell behind", ended=event.last_chunk)
+            return False
+        if await self._queue(event):
+            return True
+        self._count_dropped(event)
+        return False
+
+    async def speech_lost(self, part: _Part, reason: str, *, ended: bool = False) -> None:
+        """A chunk of ``part`` is lost: drop the rest of it (unless the lost chunk ``ended``
+        it) and tell the consumer."""
+        transcription_id, part_id = part
+        self.stats.speech_cut += 1
+        if not ended:
+            self._cut[part] = None
+            if len(self._cut) > _CUT_KEPT:
+                self._cut.popitem(last=False)
+        log.warning(
+            "palabra_speech_cut",
+            direction=self.direction.value,
+            transcription_id=transcription_id,
+            translation_part_id=part_id,
+            reason=reason,
+        )
+        lost = SpeechLost(transcription_id, part_id, reason)
+        if not await self._queue(lost):
+            self._count_dropped(lost)
+
+    async def _queue(self, event: PalabraEvent) -> bool:
         try:
             self._send.send_nowait(event)
             return True
         except trio.WouldBlock:
-            if isinstance(event, SpeechChunk):
+            if isinstance(event, SpeechChunk | SpeechLost | ConnectionLost):
                 with trio.move_on_after(SPEECH_SEND_TIMEOUT_S):
                     await self._send.send(event)
                     return True
         except trio.BrokenResourceError:
             pass  # the consumer closed its end: it wants no more events
-        self._count_dropped(event)
         return False
 
     def _count(self, event: PalabraEvent) -> None:
@@ -81,7 +130,7 @@ class EventOutlet:
             stats.transcripts += 1
         elif isinstance(event, SpeechChunk):
             stats.speech_chunks += 1
-        elif not isinstance(event, ServerError | LanguageDetected):
+        elif isinstance(event, ServerWarning):
             stats.warnings += 1
 
     def _count_dropped(self, event: PalabraEvent) -> None:

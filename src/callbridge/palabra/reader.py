@@ -5,7 +5,8 @@ acknowledgement or ``current_task`` saying ``running`` makes the connection read
 ``end_of_stream`` (or the older ``eos``) ends it; before readiness ``NOT_FOUND`` means "not yet"
 and any other ``error`` rejects the task (``PalabraTaskRejected``, never retried). Everything else
 goes to the consumer through the ``EventOutlet``: transcripts, speech, warnings, errors after
-readiness, undecodable frames as ``ServerError("MALFORMED_MESSAGE")``, and, with an ``auto``
+readiness, undecodable frames as ``ServerError("MALFORMED_MESSAGE")`` (an undecodable chunk of
+speech also cuts that speech: ``SpeechLost``), and, with an ``auto``
 source, ``LanguageDetected`` when the detected language first shows or changes. Queue-status
 frames are ignored and unknown message types counted, never fatal (reference:
 https://docs.palabra.ai/api/translation-management-web-socket-api).
@@ -104,6 +105,9 @@ class LinkReader:
                 reason=item.reason,
             )
             await self.outlet.emit(item.as_error())
+            if item.transcription_id:
+                part = (item.transcription_id, item.translation_part_id)
+                await self.outlet.speech_lost(part, "undecodable audio")
         else:
             if isinstance(item, Transcript):
                 await self._on_transcript(item)

@@ -26,6 +26,7 @@ class LinkStats:
     errors: int = 0
     events_dropped: int = 0
     speech_dropped: int = 0
+    speech_cut: int = 0  # parts of speech that lost a chunk; their rest is dropped too
     malformed: int = 0
     ignored_frames: int = 0
     unknown_types: dict[str, int] = attrs.Factory(dict)

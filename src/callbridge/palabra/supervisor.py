@@ -14,7 +14,8 @@ Reconnects: an unexpected close, a failed send, a ping or readiness timeout drop
 (``failures.Dropped``); the supervisor reconnects (fresh random path or fresh legacy session,
 ``set_task`` again, readiness again) with backoff 0.5, 1, 2, 4 s, within the link's
 ``ReconnectBudget`` of ``reconnect_attempts`` and ``reconnect_budget_s``, then raises
-``PalabraUnavailable``.
+``PalabraUnavailable``. Every drop of a ready connection is announced to the consumer, before
+the backoff, as a ``ConnectionLost`` event: speech in flight on it will not continue.
 
 Goodbye: when the link closes, the sender sends what is buffered, then ``end_task``; the
 supervisor waits up to ``end_timeout_s`` for ``end_of_stream`` (or the server's close).
@@ -35,8 +36,10 @@ from callbridge.errors import PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.palabra.auth import open_endpoint
 from callbridge.palabra.connection import Connection, Connector
+from callbridge.palabra.events import ConnectionLost
 from callbridge.palabra.failures import CONNECTION_ENDINGS, Dropped, ReconnectBudget, classify
 from callbridge.palabra.lifetime import LinkLifetime
+from callbridge.palabra.outlet import EventOutlet
 from callbridge.palabra.protocol import (
     TaskSettings,
     encode_end_task,
@@ -71,6 +74,7 @@ class ConnectionSupervisor:
     lifetime: LinkLifetime
     input: LinkInput
     reader: LinkReader
+    outlet: EventOutlet
     _config: Config
     _http: httpx.AsyncClient
     _connect: Connector
@@ -157,6 +161,7 @@ class ConnectionSupervisor:
     ) -> None:
         """One connection from endpoint to close; returns after a goodbye, raises ``Dropped``
         for anything worth a reconnect, and the fatal errors as themselves."""
+        ready = False
         try:
             async with open_endpoint(self._config, self._http) as endpoint:
                 log.info(
@@ -171,6 +176,7 @@ class ConnectionSupervisor:
                     self._set_task_at = -math.inf  # the rate limit counts per connection
                     nursery.start_soon(self.reader.read, conn)
                     await self._await_ready(conn)
+                    ready = True
                     self._on_ready(attempt, task_status)
                     nursery.start_soon(self.input.send_paced, conn)
                     nursery.start_soon(self._ping, conn)
@@ -181,6 +187,8 @@ class ConnectionSupervisor:
             mapped = classify(exc)
             if mapped is exc:
                 raise
+            if ready and isinstance(mapped, Dropped) and not self.lifetime.is_closing:
+                await self.outlet.emit(ConnectionLost(mapped.reason))
             raise mapped from None
         finally:
             self._conn = None
