@@ -15,9 +15,10 @@ Warnings and errors are counted by code and logged once each.
 A started utterance never blocks the listener's queue. Speech arrives for one utterance at a
 time (one resampler stream), and that utterance is ended, with what it has, as soon as the link
 says no more will come: ``ConnectionLost`` (a reconnect), ``SpeechLost`` (a lost chunk), or the
-first chunk of another utterance or part. Ending pushes the resampler's tail as its last
-chunk, so the mixer plays what arrived, finishes it and restores the original's level; logged
-(``translation_cut``) and counted (``cut``). The mixer's own stall limit covers the rest (no
+first chunk of another utterance. Ending pushes the resampler's tail as its last chunk, so the
+mixer plays what arrived, finishes it and restores the original's level; logged
+(``translation_cut``, warning) and counted (``cut``). The first chunk of a later part of the same
+transcription ends the earlier part the same way, but whole: not a cut. The mixer's own stall limit covers the rest (no
 audio for a second).
 
 Error handling: the link raising (``PalabraUnavailable`` past its reconnect budget, a rejected
@@ -35,7 +36,7 @@ import trio
 from callbridge.audio import TWILIO_FRAME_SAMPLES, Pcm, downsampler_24k_to_8k, upsampler_8k_to_24k
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.output import ListenerOutput
-from callbridge.calls.parts import TranslationParts, utterance_key
+from callbridge.calls.parts import TranslationParts, transcription_of, utterance_key
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.config import DirectionMode
 from callbridge.errors import PalabraUnavailable
@@ -150,23 +151,31 @@ class Translator:
         key = self._parts.speech_key(chunk.transcription_id, chunk.translation_part_id)
         if key is None:
             return  # a part already followed by a later one
-        if self._receiving not in (None, key):
-            self._end_speech(self._receiving, "the next utterance's speech began")
+        receiving = self._receiving
+        if receiving is not None and receiving != key:
+            if transcription_of(receiving) == chunk.transcription_id:
+                self._end_speech(receiving, None)  # the next part: this one is over, whole
+            else:
+                self._end_speech(receiving, "the next utterance's speech began")
         pcm8 = self._down.process(chunk.pcm)
         if chunk.last_chunk:
             pcm8 = np.concatenate((pcm8, self._down.flush()))
         self._receiving = None if chunk.last_chunk else key
         self._listener.on_translation(key, pcm8, chunk.last_chunk)
 
-    def _end_speech(self, key: str | None, reason: str) -> None:
+    def _end_speech(self, key: str | None, reason: str | None) -> None:
         """No more speech will come for ``key``: if it is the one arriving, end it with the
-        resampler's tail as its last chunk."""
+        resampler's tail as its last chunk. A ``reason`` means it was cut short."""
         if key is None or key != self._receiving:
             return
         self._receiving = None
-        self.cut += 1
         self._listener.on_translation(key, self._down.flush(), True)
-        log.info("translation_cut", direction=str(self.direction), utterance_id=key, reason=reason)
+        if reason is None:
+            return
+        self.cut += 1
+        log.warning(
+            "translation_cut", direction=str(self.direction), utterance_id=key, reason=reason
+        )
 
     def _on_notice(self, code: str, text: str) -> None:
         count = self.notices.get(code, 0) + 1
