@@ -110,7 +110,8 @@ def test_palabra_drop_mid_utterance_never_blocks_the_listener(
     ended = stack.call_ended()
     assert ended["reason"] == "caller_hangup" and ended["caller_sid"] == caller_sid
     assert ended["translator_cut"] == {direction: 1}
-    assert "stalled_utterances" not in ended["media"][listener]["mixer"]  # ended, not timed out
+    # Ended at once, not by the mixer's stall limit (zero counters are left out of the line).
+    assert "stalled_utterances" not in ended["media"][listener].get("mixer", {})
     dropped = [c for c in stack.report("palabra")["connections"] if c["closed_by"] == "dropped"]
     assert len(dropped) == 1
     assert len(daemon_events(stack, "palabra_reconnecting")) == 1
