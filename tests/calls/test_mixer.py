@@ -239,6 +239,60 @@ class TestUtterances:
         assert frame.finished == ()
 
 
+class TestStall:
+    """An utterance whose rest never comes (its link reconnected, a chunk was lost) is ended
+    after a second without audio: the queue behind it moves on, the original comes back."""
+
+    STALL_FRAMES = 50  # 1000 ms of 20 ms frames
+
+    def test_a_stalled_utterance_ends_and_the_next_plays(self) -> None:
+        mixer = translation_only()
+        mixer.push_translation("A", seq(1, 3 * N), last=False)  # 3 of its 6 frames, then nothing
+        mixer.push_translation("B", seq(1000, 2 * N), last=True)
+        played = frames(mixer, 3)
+        assert [f.started for f in played] == [("A",), (), ()]
+        waiting = frames(mixer, self.STALL_FRAMES)  # a second of silence, still ducked
+        assert all(f.ducked and not f.pcm.any() and not f.finished for f in waiting)
+        ended = mixer.next_frame()
+        assert (ended.finished, ended.started) == (("A",), ("B",))
+        assert ended.pcm.tolist() == list(range(1000, 1000 + N))  # B at once, whole
+        assert mixer.next_frame().finished == ("B",)
+        assert mixer.stalled_utterances == 1
+        mixer.push_translation("A", seq(1, N), last=True)  # its rest, too late
+        assert mixer.late_translation_ms == 20.0
+        assert not mixer.next_frame().pcm.any()
+        assert mixer.stats()["stalled_utterances"] == 1
+
+    def test_the_original_returns_to_its_level(self) -> None:
+        mixer = voice()
+        mixer.push_translation("A", const(2000, N), last=False)
+        out = []
+        for _ in range(self.STALL_FRAMES + 3):
+            mixer.push_original(const(1000))
+            out.append(mixer.next_frame())
+        assert all(f.ducked for f in out[: self.STALL_FRAMES + 1])
+        assert out[self.STALL_FRAMES].pcm.tolist() == [126] * N  # -18 dB: still waiting
+        back, after = out[self.STALL_FRAMES + 1 :]
+        assert back.finished == ("A",) and not back.ducked
+        assert np.array_equal(back.pcm, expected(const(1000), ramp(-18, -6)))
+        assert after.pcm.tolist() == [501] * N  # -6 dB, as before the translation
+
+    def test_audio_that_comes_in_time_restarts_the_wait(self) -> None:
+        mixer = translation_only()
+        mixer.push_translation("A", seq(1, N), last=False)
+        frames(mixer, self.STALL_FRAMES)  # 980 ms of waiting
+        mixer.push_translation("A", seq(200, N), last=False)
+        assert mixer.next_frame().pcm.tolist() == list(range(200, 200 + N))
+        assert not any(f.finished for f in frames(mixer, self.STALL_FRAMES))
+        assert mixer.next_frame().finished == ("A",)
+        assert mixer.stalled_utterances == 1
+
+    def test_the_limit_is_configurable(self) -> None:
+        mixer = translation_only(stall_ms=200)
+        mixer.push_translation("A", seq(1, N), last=False)
+        assert [f.finished for f in frames(mixer, 12)][-1] == ("A",)
+
+
 class TestOverflow:
     """queue_limit_s = 0.1 s = 800 samples at 8 kHz."""
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
 
 from callbridge.calls.broadcast import CallBroadcaster
+from callbridge.calls.mixer import MixedFrame
 from callbridge.calls.translate import Translator
 from callbridge.config import DirectionMode
 from callbridge.errors import PalabraUnavailable
-from callbridge.palabra.events import ServerWarning
+from callbridge.palabra.events import (
+    ConnectionLost,
+    PalabraEvent,
+    ServerWarning,
+    SpeechChunk,
+    SpeechLost,
+    Transcript,
+)
 from callbridge.roles import Direction, Role
-from tests.calls.fakes import FakeLinks, FakeSink
+from tests.calls.fakes import FakeLink, FakeLinks, FakeSink
 from tests.calls.media_parts import output, tone
 
 DIRECTION = Direction.CALLER_TO_OPERATOR
@@ -98,3 +107,181 @@ async def test_a_link_whose_events_end_fails_the_direction(
             nursery.start_soon(task.run)
             await task.ready.wait()
             links.opened[DIRECTION]._send.close()
+
+
+# ---- a started utterance never blocks the listener's queue ------------------------------------
+
+CHUNK_24K = 4800  # Palabra's 200 ms speech chunk
+CHUNK_FRAMES_8K = 10  # the same 200 ms as 20 ms frames at 8 kHz
+
+
+# An utterance's last frame: its chunks' frames, plus the resampler's 3 ms filter tail that its
+# end flushes into one more frame.
+def last_frame(chunks: int) -> int:
+    return chunks * CHUNK_FRAMES_8K
+
+
+def speech(uid: str, level: int, *, last: bool, part: int = 0) -> SpeechChunk:
+    return SpeechChunk(uid, "es", np.full(CHUNK_24K, level, np.int16), last, 0.0, part)
+
+
+def play(task: Translator, count: int) -> list[MixedFrame]:
+    """``count`` frames of what the listener hears (the output task's side of the mixer)."""
+    return [task._listener.mixer.next_frame() for _ in range(count)]
+
+
+def timeline(out: list[MixedFrame]) -> list[tuple[int, str, str]]:
+    """(frame index, "start"/"end", utterance id) in play order (no utterance here is short
+    enough to start and end in one frame, so a frame's ends come before its starts)."""
+    marks: list[tuple[int, str, str]] = []
+    for i, frame in enumerate(out):
+        marks += [(i, "end", uid) for uid in frame.finished]
+        marks += [(i, "start", uid) for uid in frame.started]
+    return marks
+
+
+async def running(task: Translator, links: FakeLinks) -> FakeLink:
+    await task.ready.wait()
+    return links.opened[DIRECTION]
+
+
+async def deliver(link: FakeLink, *events: PalabraEvent) -> None:
+    for event in events:
+        link._send.send_nowait(event)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_a_reconnect_after_three_of_six_chunks_ends_that_utterance(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The link reconnects after 3 of u1's 6 chunks: u1 plays what it got and ends at once
+    (no second-long wait), the original comes back, and the next utterance plays whole."""
+    task, links, _, _ = translator()
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(task.run)
+            link = await running(task, links)
+            await deliver(link, *(speech("u1", 3000, last=False) for _ in range(3)))
+            await deliver(link, ConnectionLost("connection closed (1011 internal error)"))
+            out = play(task, last_frame(3) + 2)
+            assert timeline(out)[-1] == (last_frame(3), "end", "u1")
+            assert not out[-1].ducked  # the original is back at its level
+            chunks = [speech("u2", 3000, last=i == 5) for i in range(6)]
+            await deliver(link, *chunks)
+            heard = play(task, last_frame(6) + 1)
+            nursery.cancel_scope.cancel()
+    assert timeline(heard) == [(0, "start", "u2"), (last_frame(6), "end", "u2")]
+    assert task.cut == 1
+    assert task._listener.mixer.stalled_utterances == 0
+    (cut,) = [e for e in logs if e["event"] == "translation_cut"]
+    assert cut["utterance_id"] == "u1" and "1011" in cut["reason"]
+
+
+async def test_the_next_utterance_ends_one_whose_last_chunk_never_came(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """No word from the link at all (an older link, a reconnect it could not announce): the
+    next utterance's first chunk ends the unfinished one, and both play in order."""
+    task, links, _, _ = translator()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        link = await running(task, links)
+        await deliver(link, *(speech("u1", 3000, last=False) for _ in range(3)))
+        await deliver(link, *(speech("u2", 3000, last=i == 1) for i in range(2)))
+        out = play(task, last_frame(5) + 2)
+        nursery.cancel_scope.cancel()
+    assert [(kind, uid) for _, kind, uid in timeline(out)] == [
+        ("start", "u1"),
+        ("end", "u1"),
+        ("start", "u2"),
+        ("end", "u2"),
+    ]
+    assert timeline(out)[-1][0] == last_frame(5)  # back to back, no stall between
+    assert not out[-1].ducked
+
+
+async def test_a_lost_chunk_ends_its_utterance(autojump_clock: trio.testing.MockClock) -> None:
+    task, links, _, _ = translator()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        link = await running(task, links)
+        await deliver(link, speech("u1", 3000, last=False))
+        await deliver(link, SpeechLost("u1", 0, "the consumer fell behind"))
+        out = play(task, last_frame(1) + 1)
+        nursery.cancel_scope.cancel()
+    assert timeline(out) == [(0, "start", "u1"), (last_frame(1), "end", "u1")]
+    assert task.cut == 1
+
+
+# ---- several translation parts of one transcription ---------------------------------------------
+
+
+@pytest.mark.parametrize("every_part_flagged", [True, False])
+async def test_the_parts_of_a_translation_play_in_order_once_each(
+    autojump_clock: trio.testing.MockClock, every_part_flagged: bool
+) -> None:
+    """Parts 0, 1 and 2 of one transcription, each its own speech. Whether each part's last
+    chunk is flagged or only the final one's, every chunk is heard once, in part order, with
+    no gap between parts; a late chunk of an earlier part is dropped, not replayed."""
+    task, links, _, _ = translator()
+    levels = {0: 1000, 1: 2000, 2: 3000}
+    sizes = {0: 3, 1: 2, 2: 4}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        link = await running(task, links)
+        for part, size in sizes.items():
+            flagged = every_part_flagged or part == 2
+            await deliver(
+                link,
+                *(
+                    speech("t", levels[part], last=flagged and i == size - 1, part=part)
+                    for i in range(size)
+                ),
+            )
+        await deliver(link, speech("t", 9999, last=True, part=1))  # late: part 2 began
+        total = sum(sizes.values()) * CHUNK_FRAMES_8K
+        out = play(task, total + 5)
+        nursery.cancel_scope.cancel()
+    assert [(kind, uid) for _, kind, uid in timeline(out)] == [
+        ("start", "t"),
+        ("end", "t"),
+        ("start", "t#1"),
+        ("end", "t#1"),
+        ("start", "t#2"),
+        ("end", "t#2"),
+    ]
+    heard = np.concatenate([f.pcm for f in out])
+    # Each part's level for exactly its length (the filter's edges aside), in order.
+    runs = [
+        (level, int(np.sum(np.abs(heard.astype(int) - level) < 50))) for level in levels.values()
+    ]
+    for (_, count), size in zip(runs, sizes.values(), strict=True):
+        assert size * 1600 - 40 <= count <= size * 1600
+    first_of = [int(np.argmax(np.abs(heard.astype(int) - lv) < 50)) for lv in levels.values()]
+    assert first_of == sorted(first_of)
+    assert not (np.abs(heard.astype(int) - 9999) < 500).any()
+    assert task._parts.late_chunks == 1
+    assert task.cut == 0  # a part followed by the next is whole, flagged or not
+
+
+async def test_a_translations_parts_make_one_text(autojump_clock: trio.testing.MockClock) -> None:
+    task, links, sink, broadcaster = translator()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task.run)
+        nursery.start_soon(broadcaster.run)
+        link = await running(task, links)
+        await deliver(
+            link,
+            Transcript("final", "t", "Hello, how are you today?", "en", 0.0),
+            Transcript("translation", "t", "Hola,", "es", 0.0, 0),
+            Transcript("translation_partial", "t", "¿cómo", "es", 0.0, 1),
+            Transcript("translation", "t", "¿cómo estás hoy?", "es", 0.0, 1),
+        )
+        nursery.cancel_scope.cancel()
+    assert [(e.kind, e.text) for e in sink.events] == [
+        ("final", "Hello, how are you today?"),
+        ("translation", "Hola,"),
+        ("translation_partial", "Hola, ¿cómo"),
+        ("translation", "Hola, ¿cómo estás hoy?"),
+    ]
+    assert {e.utterance_id for e in sink.events} == {"t"}

@@ -83,6 +83,40 @@ def test_palabra_drop_mid_call_reconnects_and_call_goes_on(stack_factory: StackF
     assert not daemon_events(stack, "palabra_link_failed")
 
 
+def test_palabra_drop_mid_utterance_never_blocks_the_listener(
+    stack_factory: StackFactory,
+) -> None:
+    """The first Palabra connection to speak is dropped after 3 of a sentence's 6 chunks (a
+    1.2 s tone burst): that sentence ends with what arrived, the listener hears translations
+    again after the reconnect, and the call goes on."""
+    stack = stack_factory(
+        palabra_args=(*FAST_PALABRA, "--drop-mid-speech", "1", "--drop-mid-speech-chunks", "3")
+    )
+    caller_sid = stack.place_call()
+    daemon_event(stack, "call_bridged")
+    direction = daemon_event(stack, "palabra_reconnecting")["direction"]
+    back = daemon_event(stack, "palabra_ready", direction=direction, reconnects=1)
+    listener = LISTENER[direction]
+    wait_report(
+        stack,
+        "twilio",
+        lambda r: marks_heard(r, listener, after=_wall(back)) >= 2,
+        what=f"{listener} hears translations after the cut sentence",
+    )
+    stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
+    (cut,) = daemon_events(stack, "translation_cut")
+    assert cut["direction"] == direction and cut["reason"].startswith("connection lost")
+
+    ended = stack.call_ended()
+    assert ended["reason"] == "caller_hangup" and ended["caller_sid"] == caller_sid
+    assert ended["translator_cut"] == {direction: 1}
+    # Ended at once, not by the mixer's stall limit (zero counters are left out of the line).
+    assert "stalled_utterances" not in ended["media"][listener].get("mixer", {})
+    dropped = [c for c in stack.report("palabra")["connections"] if c["closed_by"] == "dropped"]
+    assert len(dropped) == 1
+    assert len(daemon_events(stack, "palabra_reconnecting")) == 1
+
+
 def test_palabra_rejects_task_call_ends_with_apology(stack_factory: StackFactory) -> None:
     stack = stack_factory(
         palabra_args=(*FAST_PALABRA, "--reject-task", "-1"),

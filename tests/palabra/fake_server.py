@@ -82,7 +82,9 @@ class FakeConnection:
     async def send_raw(self, text: str) -> None:
         await self.ws.send_message(text)
 
-    async def send_transcript(self, message_type: str, tid: str, text: str, language: str) -> None:
+    async def send_transcript(
+        self, message_type: str, tid: str, text: str, language: str, part: int = 0
+    ) -> None:
         body: dict[str, object] = {
             "transcription_id": tid,
             "language": language,
@@ -90,18 +92,18 @@ class FakeConnection:
             "segments": [],
         }
         if "translated" in message_type:
-            body["translation_part_id"] = 0
+            body["translation_part_id"] = part  # a number on transcripts
         await self.send(message_type, {"transcription": body})
 
     async def send_speech(
-        self, tid: str, language: str, pcm: np.ndarray[Any, Any], last: bool
+        self, tid: str, language: str, pcm: np.ndarray[Any, Any], last: bool, part: int = 0
     ) -> None:
         data = base64.b64encode(pcm.astype("<i2").tobytes()).decode()
         await self.send(
             "output_audio_data",
             {
                 "transcription_id": tid,
-                "translation_part_id": "0",
+                "translation_part_id": str(part),  # a string on audio
                 "language": language,
                 "last_chunk": last,
                 "data": data,

@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import numpy as np
+import trio
 
 from callbridge.config import (
     Config,
@@ -14,11 +16,41 @@ from callbridge.config import (
     PalabraConfig,
     Secret,
 )
-from callbridge.palabra import PalabraLink, TaskSettings, open_palabra_link
+from callbridge.palabra import PalabraEvent, PalabraLink, TaskSettings, open_palabra_link
 from callbridge.roles import Direction
-from tests.palabra.fake_server import FakePalabra
+from tests.palabra.fake_server import SAMPLE_RATE, FakePalabra
 
 API_BASE = "http://fake-rest.palabra"
+GUARD_S = 600  # mock-clock seconds; a hang fails the test instead of freezing it
+FRAME = 480  # 20 ms at 24 kHz, what the Twilio side feeds
+
+
+def speech(seconds: float, value: int = 1000) -> np.ndarray[Any, np.dtype[np.int16]]:
+    return np.full(round(seconds * SAMPLE_RATE), value, dtype=np.int16)
+
+
+async def feed_realtime(link: Any, seconds: float, frame: int = FRAME) -> None:
+    """Feed non-silent audio in `frame`-sized pieces at real-time pace."""
+    for _ in range(round(seconds * SAMPLE_RATE / frame)):
+        assert link.feed(speech(frame / SAMPLE_RATE))
+        await trio.sleep(frame / SAMPLE_RATE)
+
+
+def received_nonzero_s(fake: FakePalabra) -> float:
+    return sum(c.nonzero_samples for c in fake.connections) / SAMPLE_RATE
+
+
+def too_fast(fake: FakePalabra) -> int:
+    return sum(c.warnings_sent.count("AUDIO_STREAM_TOO_FAST") for c in fake.connections)
+
+
+async def drain(link: Any) -> list[PalabraEvent]:
+    events: list[PalabraEvent] = []
+    while True:
+        try:
+            events.append(link.events.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return events
 
 
 def make_config(
@@ -64,4 +96,15 @@ async def open_link(
         yield link
 
 
-__all__ = ["API_BASE", "make_config", "open_link"]
+__all__ = [
+    "API_BASE",
+    "FRAME",
+    "GUARD_S",
+    "drain",
+    "feed_realtime",
+    "make_config",
+    "open_link",
+    "received_nonzero_s",
+    "speech",
+    "too_fast",
+]

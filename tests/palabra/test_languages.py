@@ -13,8 +13,7 @@ from callbridge.config import LanguagesConfig
 from callbridge.palabra import LanguageDetected, ServerError, TaskSettings, Transcript
 from callbridge.roles import Direction
 from tests.palabra.fake_server import FakePalabra
-from tests.palabra.helpers import make_config, open_link
-from tests.palabra.test_link import GUARD_S, drain, feed_realtime
+from tests.palabra.helpers import GUARD_S, drain, feed_realtime, make_config, open_link
 
 C2O = Direction.CALLER_TO_OPERATOR
 

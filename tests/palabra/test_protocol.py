@@ -184,6 +184,29 @@ class TestParse:
         assert np.array_equal(event.pcm, pcm) and event.pcm.dtype == np.int16
         assert (event.transcription_id, event.language, event.last_chunk) == ("t", "es", True)
 
+    def test_translation_part_ids(self) -> None:
+        """A number on transcripts, a string on audio (as observed live); absent means 0."""
+        pcm = base64.b64encode(np.zeros(4, np.int16).tobytes()).decode()
+        text = {"transcription": {"transcription_id": "t", "text": "b", "translation_part_id": 2}}
+        audio = {"transcription_id": "t", "translation_part_id": "2", "data": pcm}
+        plain = {"transcription_id": "t", "data": pcm}
+        transcript = parse(frame("translated_transcription", text), received_at=0)
+        speech = parse(frame("output_audio_data", audio), received_at=0)
+        unnumbered = parse(frame("output_audio_data", plain), received_at=0)
+        assert isinstance(transcript, Transcript) and transcript.translation_part_id == 2
+        assert isinstance(speech, SpeechChunk) and speech.translation_part_id == 2
+        assert isinstance(unnumbered, SpeechChunk) and unnumbered.translation_part_id == 0
+
+    def test_undecodable_speech_still_names_its_utterance(self) -> None:
+        data = {"transcription_id": "t", "translation_part_id": "1", "data": "AAA"}
+        raw = frame("output_audio_data", data)
+        assert parse(raw, received_at=0) == Malformed(
+            len(raw), "output_audio_data: audio payload is not base64", "t", 1
+        )
+        bad_part = frame("output_audio_data", {**data, "translation_part_id": "x"})
+        malformed = parse(bad_part, received_at=0)
+        assert isinstance(malformed, Malformed) and "translation_part_id" in malformed.reason
+
     def test_control_messages(self) -> None:
         ack = {"command": "set_task", "event": "started", "task_status": "running"}
         assert parse(frame("task_status", ack), received_at=0) == TaskStatus(

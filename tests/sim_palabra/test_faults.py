@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import trio
+from trio_websocket import ConnectionClosed
 
 from callbridge.sim.palabra.faults import FaultPlan, Faults
 from tests.sim_palabra.conftest import StartSim
@@ -26,9 +29,18 @@ class TestFaults:
 
     def test_bad_updates_change_nothing(self) -> None:
         faults = Faults()
-        problems = faults.update({"reject_task": "x", "stall_output": 1, "nope": True})
-        assert len(problems) == 3
+        problems = faults.update(
+            {"reject_task": "x", "stall_output": 1, "nope": True, "drop_mid_speech_chunks": 0}
+        )
+        assert len(problems) == 4
         assert faults.as_json() == Faults().as_json()
+
+    def test_drop_mid_speech_fires_at_its_chunk(self) -> None:
+        faults = Faults.from_plan(FaultPlan(drop_mid_speech=1, drop_mid_speech_chunks=2))
+        assert [faults.take_drop_mid_speech(n) for n in (1, 2, 2)] == [False, True, False]
+        runtime = Faults()
+        assert runtime.update({"drop_mid_speech": -1, "drop_mid_speech_chunks": 1}) == []
+        assert all(runtime.take_drop_mid_speech(1) for _ in range(3))
 
 
 async def test_drop_closes_the_socket_without_a_close_frame(start_sim: StartSim) -> None:
@@ -75,3 +87,27 @@ async def test_stalled_output_sends_nothing_until_cleared(start_sim: StartSim) -
     report = sim.state.connections[0]
     assert report.suppressed_messages > 0
     assert report.utterances[0].validated_at is not None  # it kept working, silently
+
+
+async def test_drop_mid_speech_leaves_a_sentence_without_its_last_chunk(
+    start_sim: StartSim,
+) -> None:
+    """Dropped right after the 2nd chunk of an utterance's speech: the client got exactly two
+    chunks, neither marked last, then an abnormal close; the next connection is untouched."""
+    sim = await start_sim(faults=FaultPlan(drop_mid_speech=1, drop_mid_speech_chunks=2))
+    with trio.fail_after(10):
+        async with open_client(sim) as client:
+            await client.ready(task())
+            with contextlib.suppress(ConnectionClosed):  # dropped while we still stream
+                await client.stream(tone(500, 1.2) + silence(0.5))
+            closed = await client.read_until_closed()
+        async with open_client(sim) as second:
+            await second.ready(task())
+            await second.stream(tone(500, 1.2) + silence(0.5))
+            while not (await second.until("output_audio_data"))["data"]["last_chunk"]:
+                pass
+    chunks = client.of_type("output_audio_data")
+    assert [c["data"]["last_chunk"] for c in chunks] == [False, False]
+    assert closed.reason is not None and closed.reason.code == 1006
+    assert sim.state.connections[0].closed_by == "dropped"
+    assert sim.state.faults.drop_mid_speech == 0

@@ -130,6 +130,7 @@ class CallMedia:
                 "translator_feed_dropped": {
                     str(d): t.feed_dropped for d, t in self.translators.items()
                 },
+                "translator_cut": {str(d): t.cut for d, t in self.translators.items()},
                 "translator_notices": self._notices(),
             }
         )

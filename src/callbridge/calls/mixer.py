@@ -39,6 +39,12 @@ _FRAME: Final = TWILIO_FRAME_SAMPLES  # 160 samples = 20 ms at 8 kHz
 _SAMPLES_PER_MS: Final = TWILIO_RATE // 1000
 _RETIRED_IDS_KEPT: Final = 256  # ids remembered after finishing/dropping, to reject late chunks
 _NO_IDS: Final[tuple[str, ...]] = ()
+# What ``stats()`` reports, in this order (properties of ``ListenerMixer``).
+_STATS: Final = (
+    "translation_queue_ms", "original_queue_ms", "dropped_original_ms", "original_underrun_ms",
+    "dropped_translation_ms", "ignored_translation_ms", "late_translation_ms", "overflow_events",
+    "dropped_utterances", "stalled_utterances",
+)  # fmt: skip
 
 
 @attrs.frozen(eq=False)
@@ -62,6 +68,7 @@ class _Utterance:
     offset: int = 0  # samples of chunks[0] already played
     queued: int = 0  # samples received and not yet played
     complete: bool = False  # the chunk with last=True has arrived
+    starved: int = 0  # frames in a row it held the head with nothing left to play
     started: bool = False
     truncated: bool = False  # overflow cut its tail: later chunks are discarded
 
@@ -102,6 +109,13 @@ class ListenerMixer:
     the previous one's last sample, within a frame if need be. A chunk for an utterance that has
     already finished, or after its ``last``, is discarded and counted as late.
 
+    Stall policy. An utterance at the head of the queue that has played all it has and still
+    waits for more (its ``last`` never came: a link that reconnected, a lost chunk) holds up
+    every utterance behind it and keeps the original ducked. After ``stall_ms`` of frames
+    without new audio for it, it is ended there (it appears in ``finished``; later chunks
+    for it are late) and the original returns to its level. Counted in
+    ``stalled_utterances``. Frames stand in for time: ``next_frame`` runs once per 20 ms.
+
     In ``captions`` and ``passthrough`` modes translation is never mixed: pushes are discarded
     and counted, and the original always plays at ``original_gain_db``.
     """
@@ -112,6 +126,7 @@ class ListenerMixer:
     original_duck_gain_db: float | None
     queue_limit_s: float = attrs.field(validator=_check_positive)
     original_buffer_ms: int = attrs.field(default=200, validator=_check_positive)
+    stall_ms: int = attrs.field(default=1000, validator=_check_positive)
 
     _translation_gain: float = attrs.field(init=False)
     _original_gain: float = attrs.field(init=False)
@@ -137,6 +152,7 @@ class ListenerMixer:
     _late_translation: int = attrs.field(init=False, default=0)
     _overflow_events: int = attrs.field(init=False, default=0)
     _dropped_utterances: int = attrs.field(init=False, default=0)
+    _stalled_utterances: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self._translation_gain = db_to_gain(self.translation_gain_db)
@@ -195,6 +211,7 @@ class ListenerMixer:
             n = 0
         elif self._queued + n > self._limit:
             dropped_ids, n = self._make_room(utt, n)
+        utt.starved = 0
         if n:
             utt.chunks.append(pcm8[:n].copy())
             utt.queued += n
@@ -254,6 +271,9 @@ class ListenerMixer:
         finished: list[str] | None = None
         filled = 0
         queue = self._queue
+        if queue and queue[0].starved * _FRAME >= self.stall_ms * _SAMPLES_PER_MS:
+            queue[0].complete = True  # ended where it stalled: the queue moves on
+            self._stalled_utterances += 1
         while filled < _FRAME and queue:
             utt = queue[0]
             if not utt.started:
@@ -272,6 +292,8 @@ class ListenerMixer:
             self._retire(utt.id)
             finished = finished or []
             finished.append(utt.id)
+        if not filled and queue and not queue[0].queued and not queue[0].complete:
+            queue[0].starved += 1  # a frame without any of it
         waiting = bool(queue) and queue[0].started
         ducked = self.mode == "voice" and (filled > 0 or waiting)
         pcm = self._mix(filled, self._duck_gain if ducked else self._original_gain)
@@ -363,16 +385,10 @@ class ListenerMixer:
     def dropped_utterances(self) -> int:
         return self._dropped_utterances
 
+    @property
+    def stalled_utterances(self) -> int:
+        return self._stalled_utterances
+
     def stats(self) -> dict[str, float | int]:
         """All counters and depths, for a canonical log line."""
-        return {
-            "translation_queue_ms": self.translation_queue_ms,
-            "original_queue_ms": self.original_queue_ms,
-            "dropped_original_ms": self.dropped_original_ms,
-            "original_underrun_ms": self.original_underrun_ms,
-            "dropped_translation_ms": self.dropped_translation_ms,
-            "ignored_translation_ms": self.ignored_translation_ms,
-            "late_translation_ms": self.late_translation_ms,
-            "overflow_events": self.overflow_events,
-            "dropped_utterances": self.dropped_utterances,
-        }
+        return {name: getattr(self, name) for name in _STATS}

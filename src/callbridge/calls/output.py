@@ -37,6 +37,7 @@ from callbridge.audio import FRAME_MS, FRAME_S, TWILIO_FRAME_SAMPLES, Pcm, ulaw_
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import ListenerMixer, MixedFrame
 from callbridge.calls.output_clock import OutputClock
+from callbridge.calls.parts import transcription_of
 from callbridge.calls.playout import PROBE_PREFIX, PlayoutProbe
 from callbridge.log import get_logger
 from callbridge.roles import Role
@@ -124,9 +125,11 @@ class ListenerOutput:
             self._cleared_marks.discard(name)
             return
         self._pending_marks.discard(name)
+        # A later part of a translation is its own utterance; the transcript knows the whole.
+        utterance_id = transcription_of(name[len(MARK_PREFIX) :])
         self._broadcaster.publish(
             TranscriptEvent.played(
-                self._call_id, self.listener.other.speaks, name[len(MARK_PREFIX) :], time.time()
+                self._call_id, self.listener.other.speaks, utterance_id, time.time()
             )
         )
 

@@ -8,8 +8,18 @@ chunk costs a fifth of sixteen per-frame calls.
 
 Out: the link's events. Translated speech is downsampled to 8 kHz by one persistent resampler and
 queued, by utterance, in the listener's mixer (``voice`` mode only: in ``captions`` the listener
-hears the original alone). Transcripts become transcript events for the page. Warnings and errors
-are counted by code and logged once each.
+hears the original alone); each part of a translation is its own utterance, in part order
+(``parts.py``). Transcripts become transcript events for the page, a translation's parts joined.
+Warnings and errors are counted by code and logged once each.
+
+A started utterance never blocks the listener's queue. Speech arrives for one utterance at a
+time (one resampler stream), and that utterance is ended, with what it has, as soon as the link
+says no more will come: ``ConnectionLost`` (a reconnect), ``SpeechLost`` (a lost chunk), or the
+first chunk of another utterance. Ending pushes the resampler's tail as its last chunk, so the
+mixer plays what arrived, finishes it and restores the original's level; logged
+(``translation_cut``, warning) and counted (``cut``). The first chunk of a later part of the same
+transcription ends the earlier part the same way, but whole: not a cut. The mixer's own stall limit covers the rest (no
+audio for a second).
 
 Error handling: the link raising (``PalabraUnavailable`` past its reconnect budget, a rejected
 task) or its events ending ends the call (``translation_failed``).
@@ -26,15 +36,18 @@ import trio
 from callbridge.audio import TWILIO_FRAME_SAMPLES, Pcm, downsampler_24k_to_8k, upsampler_8k_to_24k
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.output import ListenerOutput
+from callbridge.calls.parts import TranslationParts, transcription_of, utterance_key
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.config import DirectionMode
 from callbridge.errors import PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.palabra.events import (
+    ConnectionLost,
     PalabraEvent,
     ServerError,
     ServerWarning,
     SpeechChunk,
+    SpeechLost,
     Transcript,
 )
 from callbridge.palabra.link import LinkStats
@@ -63,6 +76,7 @@ class Translator:
         self.direction = direction
         self.ready = trio.Event()
         self.feed_dropped = 0
+        self.cut = 0  # utterances ended before their last chunk
         self.notices: dict[str, int] = {}
         self._voice = mode == "voice"
         self._open_link = open_link
@@ -74,6 +88,8 @@ class Translator:
         self._down = downsampler_24k_to_8k()
         self._batch = np.zeros(max(batch_samples, TWILIO_FRAME_SAMPLES), dtype=np.int16)
         self._batched = 0
+        self._parts = TranslationParts()
+        self._receiving: str | None = None  # the utterance whose speech is arriving
 
     @property
     def link_stats(self) -> LinkStats | None:
@@ -117,18 +133,49 @@ class Translator:
                 self._on_speech(event)
         elif isinstance(event, Transcript):
             self._broadcaster.publish(
-                TranscriptEvent.of_transcript(self._call_id, self.direction, event)
+                TranscriptEvent.of_transcript(
+                    self._call_id, self.direction, self._parts.whole(event)
+                )
             )
+        elif isinstance(event, SpeechLost):
+            key = utterance_key(event.transcription_id, event.translation_part_id)
+            self._end_speech(key, event.reason)
+        elif isinstance(event, ConnectionLost):
+            self._end_speech(self._receiving, f"connection lost: {event.reason}")
         elif isinstance(event, ServerWarning):
             self._on_notice(event.code, event.message)
         elif isinstance(event, ServerError):
             self._on_notice(event.code, event.desc)
 
     def _on_speech(self, chunk: SpeechChunk) -> None:
+        key = self._parts.speech_key(chunk.transcription_id, chunk.translation_part_id)
+        if key is None:
+            return  # a part already followed by a later one
+        receiving = self._receiving
+        if receiving is not None and receiving != key:
+            if transcription_of(receiving) == chunk.transcription_id:
+                self._end_speech(receiving, None)  # the next part: this one is over, whole
+            else:
+                self._end_speech(receiving, "the next utterance's speech began")
         pcm8 = self._down.process(chunk.pcm)
         if chunk.last_chunk:
             pcm8 = np.concatenate((pcm8, self._down.flush()))
-        self._listener.on_translation(chunk.transcription_id, pcm8, chunk.last_chunk)
+        self._receiving = None if chunk.last_chunk else key
+        self._listener.on_translation(key, pcm8, chunk.last_chunk)
+
+    def _end_speech(self, key: str | None, reason: str | None) -> None:
+        """No more speech will come for ``key``: if it is the one arriving, end it with the
+        resampler's tail as its last chunk. A ``reason`` means it was cut short."""
+        if key is None or key != self._receiving:
+            return
+        self._receiving = None
+        self._listener.on_translation(key, self._down.flush(), True)
+        if reason is None:
+            return
+        self.cut += 1
+        log.warning(
+            "translation_cut", direction=str(self.direction), utterance_id=key, reason=reason
+        )
 
     def _on_notice(self, code: str, text: str) -> None:
         count = self.notices.get(code, 0) + 1

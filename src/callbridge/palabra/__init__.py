@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 from callbridge.palabra.events import (
+    ConnectionLost,
     LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
     SpeechChunk,
+    SpeechLost,
     Transcript,
     TranscriptKind,
 )
@@ -25,6 +27,7 @@ from callbridge.palabra.protocol import SAMPLE_RATE, TaskSettings, build_set_tas
 
 __all__ = [
     "SAMPLE_RATE",
+    "ConnectionLost",
     "Connector",
     "LanguageDetected",
     "LinkStats",
@@ -33,6 +36,7 @@ __all__ = [
     "ServerError",
     "ServerWarning",
     "SpeechChunk",
+    "SpeechLost",
     "TaskSettings",
     "Transcript",
     "TranscriptKind",

@@ -15,11 +15,13 @@ from numpy.typing import NDArray
 from callbridge.audio import PALABRA_RATE
 
 __all__ = [
+    "ConnectionLost",
     "LanguageDetected",
     "PalabraEvent",
     "ServerError",
     "ServerWarning",
     "SpeechChunk",
+    "SpeechLost",
     "Transcript",
     "TranscriptKind",
 ]
@@ -35,25 +37,38 @@ class Transcript:
     """One transcript update. Every kind of one utterance shares ``transcription_id`` (source text,
     its translations and the translated speech). ``language`` is the language of ``text``: for the
     source kinds the detected language (useful when the task's source is ``auto``), for the
-    translation kinds the target language. ``received_at`` is ``time.time()`` on arrival."""
+    translation kinds the target language. ``received_at`` is ``time.time()`` on arrival.
+
+    ``translation_part_id`` (translation kinds): a long transcription's translation may come in
+    several parts, numbered from 0, each a piece of the text with its own speech; the
+    transcription's whole translation is the parts' texts in that order. Palabra sends the part
+    id as a number on transcripts and as a string on audio (reference: Palabra's live traffic as
+    recorded by third-party clients; clients group audio by ``(transcription_id,
+    translation_part_id, language)``)."""
 
     kind: TranscriptKind
     transcription_id: str
     text: str
     language: str
     received_at: float
+    translation_part_id: int = 0
 
 
 @attrs.frozen(eq=False)
 class SpeechChunk:
-    """Translated speech: PCM s16le mono at 24 kHz (``pcm``, int16). ``last_chunk`` marks the end
-    of the utterance's speech. Compared by identity (arrays have no useful ``==``)."""
+    """Translated speech: PCM s16le mono at 24 kHz (``pcm``, int16), 200 ms a chunk from the
+    current server. ``last_chunk`` marks the speech's last chunk. With several
+    parts (see ``Transcript.translation_part_id``) they come one after another, and sources do
+    not say whether each part ends with the flag or only the last one; the call side therefore
+    also takes a later part's first chunk as the end of the earlier part. Compared by identity
+    (arrays have no useful ``==``)."""
 
     transcription_id: str
     language: str
     pcm: NDArray[np.int16]
     last_chunk: bool
     received_at: float
+    translation_part_id: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -88,4 +103,32 @@ class LanguageDetected:
     received_at: float
 
 
-PalabraEvent: TypeAlias = Transcript | SpeechChunk | ServerWarning | ServerError | LanguageDetected
+@attrs.frozen
+class SpeechLost:
+    """A chunk of this part's speech never reached the consumer (its queue was full, or the
+    frame could not be decoded). The link drops the rest of that part's speech, so no sentence
+    resumes in its middle after a hole: the consumer should end it with what it has."""
+
+    transcription_id: str
+    translation_part_id: int
+    reason: str
+
+
+@attrs.frozen
+class ConnectionLost:
+    """The connection dropped after its task ran; the link is reconnecting (``reason`` says
+    why). Speech in flight on it will not continue: a new connection starts new
+    transcriptions, so the consumer should end any utterance it was receiving."""
+
+    reason: str
+
+
+PalabraEvent: TypeAlias = (
+    Transcript
+    | SpeechChunk
+    | ServerWarning
+    | ServerError
+    | LanguageDetected
+    | SpeechLost
+    | ConnectionLost
+)

@@ -22,6 +22,7 @@ from typing import Any, TypeAlias
 import attrs
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from callbridge.palabra.events import (
     LanguageDetected,
@@ -128,6 +129,10 @@ class Malformed:
 
     size: int
     reason: str
+    # An undecodable ``output_audio_data`` that still names its utterance: that speech lost a
+    # chunk (``SpeechLost``).
+    transcription_id: str = ""
+    translation_part_id: int = 0
 
     def as_error(self) -> ServerError:
         return ServerError(code="MALFORMED_MESSAGE", desc=f"{self.reason} ({self.size} bytes)")
@@ -158,6 +163,15 @@ class _BadFrame(ValueError):
     pass
 
 
+class _BadSpeech(_BadFrame):
+    """An ``output_audio_data`` whose audio cannot be decoded but whose utterance is known."""
+
+    def __init__(self, reason: str, transcription_id: str, translation_part_id: int) -> None:
+        super().__init__(reason)
+        self.transcription_id = transcription_id
+        self.translation_part_id = translation_part_id
+
+
 def parse(
     frame: str | bytes,
     *,
@@ -181,6 +195,11 @@ def parse(
             raise _BadFrame(msg)
         data = _data_object(message.get("data"))
         return _dispatch(message_type, data, received_at, source_language, target_language)
+    except _BadSpeech as exc:
+        # Still one utterance's chunk: the link must know that speech has a hole.
+        return Malformed(
+            len(frame), f"{message_type}: {exc}", exc.transcription_id, exc.translation_part_id
+        )
     except _BadFrame as exc:
         return Malformed(len(frame), f"{message_type}: {exc}")
 
@@ -261,11 +280,44 @@ def _transcript(
         text=_text(body, "text"),
         language=_text(body, "language") or default_language,
         received_at=received_at,
+        translation_part_id=_part_id(body),
     )
 
 
+def _part_id(data: dict[str, Any]) -> int:
+    """``translation_part_id``: a number on transcripts, a string on audio (reference §8.11);
+    0 when absent (source transcripts, older servers)."""
+    value = data.get("translation_part_id")
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    msg = f"translation_part_id {value!r} is not a part number"
+    raise _BadFrame(msg)
+
+
 def _speech(data: dict[str, Any], received_at: float, default_language: str) -> SpeechChunk:
-    payload = data.get("data")
+    transcription_id = _text(data, "transcription_id")
+    part = _part_id(data)
+    try:
+        pcm = _pcm(data.get("data"))
+    except _BadFrame as exc:
+        if not transcription_id:
+            raise
+        raise _BadSpeech(str(exc), transcription_id, part) from None
+    return SpeechChunk(
+        transcription_id=transcription_id,
+        language=_text(data, "language") or default_language,
+        pcm=pcm,
+        last_chunk=bool(data.get("last_chunk", False)),
+        received_at=received_at,
+        translation_part_id=part,
+    )
+
+
+def _pcm(payload: object) -> NDArray[np.int16]:
     if not isinstance(payload, str):
         msg = "no audio payload"
         raise _BadFrame(msg)
@@ -277,11 +329,4 @@ def _speech(data: dict[str, Any], received_at: float, default_language: str) -> 
     if len(raw) % 2:
         msg = "odd number of PCM bytes"
         raise _BadFrame(msg)
-    pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
-    return SpeechChunk(
-        transcription_id=_text(data, "transcription_id"),
-        language=_text(data, "language") or default_language,
-        pcm=pcm,
-        last_chunk=bool(data.get("last_chunk", False)),
-        received_at=received_at,
-    )
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16)

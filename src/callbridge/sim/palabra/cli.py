@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--drop-after-s", type=float, default=None, metavar="T")
     faults.add_argument("--drop-count", type=int, default=1, metavar="N")
     faults.add_argument("--stall-output", action="store_true")
+    faults.add_argument("--drop-mid-speech", type=int, default=0, metavar="N")
+    faults.add_argument("--drop-mid-speech-chunks", type=int, default=3, metavar="K")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     return p
@@ -113,6 +115,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
             drop_after_s=args.drop_after_s,
             drop_count=args.drop_count,
             stall_output=args.stall_output,
+            drop_mid_speech=args.drop_mid_speech,
+            drop_mid_speech_chunks=args.drop_mid_speech_chunks,
         ),
     )
 

@@ -145,14 +145,21 @@ class PalabraConnection:
             await self.ws.aclose(code, reason)
         self._stop()
 
-    async def _drop(self, after_s: float) -> None:
+    async def _drop(self, after_s: float, *, mid_speech: bool = False) -> None:
         await trio.sleep(after_s)
         self._closing = True
         self.report.closed_by = "dropped"
         self.report.closed_at = time.time()
-        log.info("sim_connection_dropped", connection=self.report.id)
+        log.info("sim_connection_dropped", connection=self.report.id, mid_speech=mid_speech)
         await trio.aclose_forcefully(self.raw_stream)
         self._stop()
+
+    async def drop_mid_speech(self, chunks_sent: int) -> bool:
+        """The ``drop_mid_speech`` fault: drop now, ``chunks_sent`` chunks into a sentence."""
+        if not self.state.faults.take_drop_mid_speech(chunks_sent):
+            return False
+        await self._drop(0.0, mid_speech=True)
+        return True
 
     # ---- sending --------------------------------------------------------------------------
 

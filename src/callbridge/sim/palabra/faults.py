@@ -9,6 +9,10 @@ Counters mean "the next N times" and ``-1`` means "every time":
   dropped ``drop_after_s`` seconds after readiness: the TCP socket is closed with no close frame.
 - ``stall_output``: while true, every connection stops sending anything (no frames, no close)
   but keeps its socket open and keeps reading.
+- ``drop_mid_speech`` + ``drop_mid_speech_chunks``: the next ``drop_mid_speech`` connections
+  are dropped (TCP closed, no close frame) right after sending the ``drop_mid_speech_chunks``-th
+  ``output_audio_data`` chunk of an utterance that has more: the client holds a sentence whose
+  ``last_chunk`` will never come.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import attrs
 
 __all__ = ["FaultPlan", "Faults"]
 
-_COUNTERS = ("session_5xx", "reject_task", "wrong_token", "drop_count")
+_COUNTERS = ("session_5xx", "reject_task", "wrong_token", "drop_count", "drop_mid_speech")
 
 
 @attrs.frozen
@@ -32,6 +36,8 @@ class FaultPlan:
     drop_after_s: float | None = None
     drop_count: int = 1
     stall_output: bool = False
+    drop_mid_speech: int = 0
+    drop_mid_speech_chunks: int = 3
 
 
 @attrs.define
@@ -42,6 +48,8 @@ class Faults:
     drop_after_s: float | None = None
     drop_count: int = 0
     stall_output: bool = False
+    drop_mid_speech: int = 0
+    drop_mid_speech_chunks: int = 3
 
     @classmethod
     def from_plan(cls, plan: FaultPlan) -> Faults:
@@ -52,6 +60,8 @@ class Faults:
             drop_after_s=plan.drop_after_s,
             drop_count=plan.drop_count if plan.drop_after_s is not None else 0,
             stall_output=plan.stall_output,
+            drop_mid_speech=plan.drop_mid_speech,
+            drop_mid_speech_chunks=plan.drop_mid_speech_chunks,
         )
 
     def take_session_5xx(self) -> bool:
@@ -68,6 +78,11 @@ class Faults:
         if self.drop_after_s is None or not self._take("drop_count"):
             return None
         return self.drop_after_s
+
+    def take_drop_mid_speech(self, chunks_sent: int) -> bool:
+        """Whether to drop the connection now, ``chunks_sent`` chunks into an utterance's
+        speech that is not over."""
+        return chunks_sent == self.drop_mid_speech_chunks and self._take("drop_mid_speech")
 
     def _take(self, name: str) -> bool:
         left: int = getattr(self, name)
@@ -91,6 +106,9 @@ class Faults:
                     isinstance(value, bool) or not isinstance(value, int | float) or value < 0
                 ):
                     problems.append("drop_after_s: expected a number >= 0 or null")
+            elif key == "drop_mid_speech_chunks":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    problems.append(f"{key}: expected an integer >= 1")
             elif key == "stall_output":
                 if not isinstance(value, bool):
                     problems.append("stall_output: expected true or false")

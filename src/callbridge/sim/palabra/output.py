@@ -36,6 +36,8 @@ class OutputSink(Protocol):
 
     def set_queue_level(self, language: str, level_ms: int | None) -> None: ...
 
+    async def drop_mid_speech(self, chunks_sent: int) -> bool: ...
+
 
 @attrs.define
 class TargetOutput:
@@ -118,6 +120,8 @@ async def _send_speech(sink: OutputSink, job: OutputJob, language: str, pcm: byt
             utterance.last_audio_chunk_at = now
             utterance.audio_chunks += 1
             utterance.audio_s = round(utterance.audio_s + CHUNK_S, 3)
+            if not last and await sink.drop_mid_speech(i + 1):
+                return
             if not last and (i + 1) % burst == 0:
                 await trio.sleep(pause_s)
     finally:
