@@ -9,7 +9,9 @@ Inputs, all synchronous and never blocking (they run inside other tasks):
 
 - ``on_original`` from the speaker's receive task, which also rings the doorbell;
 - ``on_translation`` from the direction's Palabra duplex task;
-- ``on_mark`` from this listener's own receive task, when Twilio echoes a mark;
+- ``on_mark`` from this listener's own receive task, when Twilio echoes a mark (a ``u:`` echo
+  counts only if that mark was sent and not yet echoed; others are counted as
+  ``unexpected_marks``);
 - ``stream_started`` from this listener's receive task, at the stream's ``start``.
 
 Timing. Until the call is bridged the caller hears looping hold audio, one frame per 20 ms slot.
@@ -89,6 +91,8 @@ class ListenerOutput:
         # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
         self._pending_marks: set[str] = set()
         self._cleared_marks: set[str] = set()
+        # Echoes of ``u:`` marks that were not outstanding (repeated, or never sent).
+        self.unexpected_marks = 0
 
     # ---- inputs (synchronous, from other tasks) --------------------------------------------
 
@@ -122,6 +126,13 @@ class ListenerOutput:
         if name in self._cleared_marks:
             # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
             self._cleared_marks.discard(name)
+            return
+        if name not in self._pending_marks:
+            # Twilio echoes each mark once: a repeat, or a name we never sent, is not news and
+            # must not publish ``played`` again or invent a transcript row.
+            self.unexpected_marks += 1
+            if self.unexpected_marks == 1:
+                log.warning("mark_unexpected", listener=str(self.listener), mark=name[:64])
             return
         self._pending_marks.discard(name)
         self._broadcaster.publish(
@@ -200,17 +211,19 @@ class ListenerOutput:
     def _send_mixed(self, leg: MediaLeg, frame: MixedFrame) -> None:
         self._send(leg, media_message(self.stream_sid, ulaw_encode(frame.pcm)))
         for uid in frame.finished:
-            self._pending_marks.add(MARK_PREFIX + uid)
-            self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
+            # Outstanding only once it is really queued for Twilio: a dropped mark never echoes.
+            if self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True):
+                self._pending_marks.add(MARK_PREFIX + uid)
         name = self.probe.after_frame(trio.current_time())
         if name is not None:
             self._send(leg, mark_message(self.stream_sid, name), mark=True)
 
-    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> None:
+    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> bool:
         if leg.send(message):
             self.stats.record_out(0 if mark else TWILIO_FRAME_SAMPLES, mark=mark)
-        else:
-            self.send_dropped += 1
+            return True
+        self.send_dropped += 1
+        return False
 
     # ---- reporting ------------------------------------------------------------------------------
 
@@ -219,6 +232,7 @@ class ListenerOutput:
         return {
             **self.stats.as_dict(),
             "send_dropped": self.send_dropped,
+            "unexpected_marks": self.unexpected_marks,
             "resyncs": self.clock.resyncs,
             "late_originals": self.clock.late_originals,
             "widest_grace_ms": _ms(self.clock.widest_grace_s),
