@@ -4,6 +4,12 @@ Resource handling: ``run`` holds the calls nursery for the daemon's lifetime; ev
 ``CallSession.run`` is a child of it, never of a request handler. Cancelling it (shutdown past the
 grace period) ends every call with reason ``shutdown``, each still hanging up its legs.
 
+Error handling: ``CallSession.run`` turns every failure inside a call into an end reason, but a bug
+in its cleanup or summary would still leave it. ``_run_call`` is the last resort: such an
+exception is logged (``call_crashed``, with the traceback) and counted (``crashed_calls``) and
+never reaches the calls nursery, so the other calls go on. What is not an ``Exception``
+(``trio.Cancelled``, ``KeyboardInterrupt``) still propagates.
+
 Capacity is reserved at the incoming-call webhook (``admit``), not when media connects, so a burst
 of calls cannot overshoot ``server.max_calls`` while their media is still on the way.
 """
@@ -16,6 +22,7 @@ import attrs
 import trio
 
 from callbridge.calls.session import CallDeps, CallSession
+from callbridge.errors import non_exceptions
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason, new_call_id
 from callbridge.roles import Role
@@ -58,6 +65,7 @@ class CallSupervisor:
         self._recent: OrderedDict[str, EndedCall] = OrderedDict()
         self._idle = trio.Event()
         self._idle.set()
+        self.crashed_calls = 0  # calls whose own end handling failed (``call_crashed``)
 
     @property
     def active_count(self) -> int:
@@ -122,6 +130,12 @@ class CallSupervisor:
     async def _run_call(self, session: CallSession) -> None:
         try:
             await session.run()
+        except BaseException as exc:
+            rest = self._last_resort(session, exc)
+            if rest is exc:
+                raise
+            if rest is not None:
+                raise rest from None
         finally:
             self._calls.pop(session.record.id, None)
             self._by_caller_sid.pop(session.record.caller_sid, None)
@@ -130,6 +144,16 @@ class CallSupervisor:
                 self._recent.popitem(last=False)
             if not self._calls:
                 self._idle.set()
+
+    def _last_resort(self, session: CallSession, exc: BaseException) -> BaseException | None:
+        """Log and count the ``Exception`` part of what left a call; the rest, to re-raise."""
+        rest = non_exceptions(exc)
+        if rest is exc:
+            return exc
+        self.crashed_calls += 1
+        bug = exc.split(Exception)[0] if isinstance(exc, BaseExceptionGroup) else exc
+        log.error("call_crashed", call_id=session.record.id, error=repr(bug), exc_info=bug)
+        return rest
 
     async def drain(self, grace_s: float) -> None:
         """Stop admitting; wait up to ``grace_s`` for live calls to end, then end the rest."""
