@@ -10,7 +10,6 @@ import trio.testing
 from structlog.testing import capture_logs
 
 from callbridge.records import EndReason
-
 from tests.calls.harness import CALLER_SID, harness, make_config
 
 
