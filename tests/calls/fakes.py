@@ -70,8 +70,12 @@ class FakeControl:
         if self.stalled:
             await trio.sleep_forever()
 
+    fetch_error: TwilioError | None = None  # raised by every fetch when set
+
     async def fetch(self, sid: str) -> CallInfo:
         self.actions.append(("fetch", sid))
+        if self.fetch_error is not None:
+            raise self.fetch_error
         return CallInfo(sid, self.statuses.get(sid, "in-progress"), "", "")
 
     def kinds(self) -> list[str]:

@@ -54,6 +54,9 @@ SAY_SECONDS_PER_CHAR: Final = 0.1
 CALLER_POLL_S: Final = 2.0
 # How long cleanup may spend on REST hang-ups before giving up (it is shielded from cancellation).
 CLEANUP_TIMEOUT_S: Final = 10.0
+# How long a quiet leg's status check may take; past it the leg counts as unexplained (the
+# receive task waits meanwhile, and the socket's queue holds 1.3 s).
+LEG_STATUS_TIMEOUT_S: Final = 5.0
 
 
 @attrs.frozen
@@ -108,7 +111,8 @@ class CallSession:
         leg = MediaLeg.open(role)
         self._legs[role] = leg
         self._leg_arrived[role].set()
-        self._nursery.start_soon(self.media.receiver(leg).run, name=f"receive-{role}")
+        receiver = self.media.receiver(leg, leg_status=self._leg_status)
+        self._nursery.start_soon(receiver.run, name=f"receive-{role}")
         return leg
 
     def operator_answered(self, call_sid: str) -> bool:
@@ -238,6 +242,21 @@ class CallSession:
             return False
         return info.status in TERMINAL_STATUSES
 
+    async def _leg_status(self, role: Role) -> str | None:
+        """Twilio's status of ``role``'s call (a quiet leg may still be live), or None."""
+        sid = self.record.caller_sid if role is Role.CALLER else self.record.operator_sid
+        if not sid:
+            return None
+        with trio.move_on_after(LEG_STATUS_TIMEOUT_S):
+            try:
+                info = await self._deps.control.fetch(sid)
+            except TwilioError as exc:
+                log.warning("leg_status_unknown", role=str(role), error=str(exc), code=exc.code)
+                return None
+            return info.status
+        log.warning("leg_status_unknown", role=str(role), error="timed out")
+        return None
+
     # ---- the end --------------------------------------------------------------------------------
 
     def _end_reason(self, failure: BaseException | None) -> EndReason:
@@ -295,6 +314,9 @@ class CallSession:
         }
         if self._broadcaster.dropped:
             fields["transcript_dropped"] = self._broadcaster.dropped
+        kept = {str(r): rx.quiet_kept for r, rx in self.media.receivers.items() if rx.quiet_kept}
+        if kept:
+            fields["quiet_legs_kept"] = kept
         unexpected = [e for e in leaves(failure) if not isinstance(e, CallEnded | trio.Cancelled)]
         if unexpected:
             log.error("call_ended", **fields, error=repr(unexpected[0]), exc_info=unexpected[0])
