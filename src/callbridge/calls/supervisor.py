@@ -21,6 +21,7 @@ from collections import OrderedDict
 import attrs
 import trio
 
+from callbridge.calls.operator_legs import OperatorLegs, StatusEvent
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.errors import non_exceptions
 from callbridge.log import get_logger
@@ -39,17 +40,24 @@ RECENT_CALLS = 500
 
 @attrs.frozen
 class EndedCall:
-    """All that is kept of an ended call: enough to answer its late webhooks. The call's media
-    state (mixers, resamplers, legs) goes with its ``CallSession``."""
+    """All that is kept of an ended call: enough to answer its late webhooks, and its operator
+    legs until Twilio says they are over. The call's media state (mixers, resamplers, legs) goes
+    with its ``CallSession``."""
 
     record: CallRecord
+    operator_legs: OperatorLegs
     ended: bool = True
 
     def operator_answered(self, call_sid: str) -> bool:
+        """An operator picked up a call this ended call placed: ``<Hangup/>`` (and noted, so
+        its number stays held until Twilio reports that leg over)."""
+        self.operator_legs.on_status(StatusEvent(call_sid, "in-progress"))
         return False
 
     def on_status(self, role: Role, update: StatusUpdate) -> None:
-        """Late callbacks (our own hang-up's ``completed``, repeats) change nothing."""
+        """A late callback: a leg learnt now is cancelled; a terminal status settles its leg."""
+        if role is Role.OPERATOR:
+            self.operator_legs.on_status(StatusEvent(update.call_sid, update.call_status))
 
     def stream_ended(self, role: Role) -> None:
         """The stream of an ended call: nothing left to end."""
@@ -112,7 +120,7 @@ class CallSupervisor:
             caller_language=config.languages.caller,
             operator_language=config.languages.operator,
         )
-        session = CallSession(self._deps, record)
+        session = CallSession(self._deps, record, self._nursery)
         self._calls[record.id] = session
         self._by_caller_sid[caller_sid] = session
         self._idle = trio.Event()
@@ -139,7 +147,7 @@ class CallSupervisor:
         finally:
             self._calls.pop(session.record.id, None)
             self._by_caller_sid.pop(session.record.caller_sid, None)
-            self._recent[session.record.id] = EndedCall(session.record)
+            self._recent[session.record.id] = EndedCall(session.record, session.operator_legs)
             while len(self._recent) > RECENT_CALLS:
                 self._recent.popitem(last=False)
             if not self._calls:
