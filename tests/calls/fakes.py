@@ -39,6 +39,11 @@ class FakeControl:
     # ("create_refused", to).
     create_errors: list[tuple[int | None, bool]] = attrs.Factory(list)
 
+    create_delay_s: float = 0.0  # the create's answer comes this late (the call is placed at once)
+    create_answers: int = 0  # creates that have answered (or failed) so far
+    # Raised by every cancel, and every hang-up of an operator call, when set.
+    cancel_error: TwilioError | None = None
+
     async def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
     ) -> CallInfo:
@@ -48,6 +53,8 @@ class FakeControl:
             self.actions.append(("create", to, sid))
         else:
             self.actions.append(("create_refused", to))
+        await trio.sleep(self.create_delay_s)
+        self.create_answers += 1
         if status != 201:
             raise TwilioError(f"Twilio create failed: {status}", status=status, code=None)
         return CallInfo(sid, "queued", to, from_)
@@ -57,10 +64,16 @@ class FakeControl:
     async def hangup(self, sid: str) -> None:
         self.actions.append(("hangup", sid))
         await self._maybe_stall()
+        if self.cancel_error is not None and ("create", sid) in {
+            (a[0], a[-1]) for a in self.actions
+        }:
+            raise self.cancel_error
 
     async def cancel(self, sid: str) -> None:
         self.actions.append(("cancel", sid))
         await self._maybe_stall()
+        if self.cancel_error is not None:
+            raise self.cancel_error
 
     async def update_twiml(self, sid: str, twiml: str) -> None:
         self.actions.append(("twiml", sid, twiml))
