@@ -105,6 +105,13 @@ class FakeLink:
         self.failure = trio.Event()
         self.closed = False
         self.stats = LinkStats(connects=1)
+        self.end_deadline = float("inf")  # what ``end_by`` asked for
+        self.goodbye_scope: trio.CancelScope | None = None
+
+    def end_by(self, deadline: float) -> None:
+        self.end_deadline = min(self.end_deadline, deadline)
+        if self.goodbye_scope is not None:
+            self.goodbye_scope.deadline = min(self.goodbye_scope.deadline, deadline)
 
     def feed(self, pcm24: NDArray[np.int16]) -> bool:
         self.fed_samples += len(pcm24)
@@ -131,6 +138,7 @@ class FakeLinks:
 
     ready_delay: float = 0.5
     fail_open: bool = False
+    goodbye_s: float = 0.0  # a slow Palabra: the shielded goodbye takes this long (or end_by)
     opened: dict[Direction, FakeLink] = attrs.Factory(dict)
     all_closed: bool = True
 
@@ -153,6 +161,10 @@ class FakeLinks:
             try:
                 yield link
             finally:
+                deadline = min(trio.current_time() + self.goodbye_s, link.end_deadline)
+                with trio.CancelScope(shield=True, deadline=deadline) as scope:
+                    link.goodbye_scope = scope
+                    await trio.sleep_forever()
                 link.closed = True
                 nursery.cancel_scope.cancel()
 

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 from structlog.testing import capture_logs
 
+from callbridge.calls.supervisor import SHUTDOWN_END_S
 from callbridge.records import EndReason
 from tests.calls.harness import CALLER_SID, harness, make_config
 
@@ -86,3 +87,27 @@ class TestLastResort:
             third.cancel(EndReason.SHUTDOWN)
             await other_caller.stop()
             assert await h.ended(other) == "caller_hangup"
+
+
+class TestShutdownKeepsItsPromise:
+    """After the grace, each call hangs up at Twilio alongside its Palabra goodbyes, both bounded
+    by ``SHUTDOWN_END_S``: a slow Palabra and a Twilio that never answers cannot stretch it."""
+
+    async def test_a_slow_palabra_and_a_stalled_twilio_end_within_the_bound(
+        self, autojump_clock: Any
+    ) -> None:
+        async with harness(goodbye_s=6.0) as h:
+            session, _caller, _operator = await h.bridged_call()
+            operator_sid = session.record.operator_sid
+            h.control.stalled = True  # hang-ups never get an answer
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(h.supervisor.drain, 1.0)
+                await trio.sleep(1.2)
+                # The hang-ups went out at the grace's end, while the goodbyes still run.
+                assert ("hangup", CALLER_SID) in h.control.actions
+                assert ("hangup", operator_sid) in h.control.actions
+                assert not any(link.closed for link in h.links.opened.values())
+            assert trio.current_time() - start <= 1.0 + SHUTDOWN_END_S + 0.05
+            assert session.record.end_reason == "shutdown"
+            assert all(link.closed for link in h.links.opened.values())

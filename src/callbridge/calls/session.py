@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Final
 
 import attrs
@@ -39,7 +40,13 @@ from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.dialer import OperatorDialer, StatusEvent
 from callbridge.calls.ending import CLEANUP_TIMEOUT_S, CallEnding
 from callbridge.calls.media import CallMedia
-from callbridge.calls.ports import CallControl, LinkOpener, OperatorSource, TranscriptSink
+from callbridge.calls.ports import (
+    CallControl,
+    LinkOpener,
+    OperatorSource,
+    TranscriptSink,
+    TranslatorLink,
+)
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_exceptions
 from callbridge.log import get_logger
@@ -86,6 +93,8 @@ class CallSession:
         self._leg_arrived = {role: trio.Event() for role in Role}
         self._cancel_reason: EndReason | None = None
         self._ended = False
+        self._links: list[TranslatorLink] = []  # open Palabra links, to hurry their goodbyes
+        self._links_end_by = math.inf
         config = deps.config
         self._broadcaster = CallBroadcaster(deps.transcripts)
         self._dialer = OperatorDialer(
@@ -97,7 +106,7 @@ class CallSession:
             config.media,
             {direction: config.media.mode(direction) for direction in Direction},
             hold=deps.hold_audio,
-            open_link=deps.open_link,
+            open_link=self._open_link,
             broadcaster=self._broadcaster,
             call_id=record.id,
             palabra_chunk_ms=config.palabra.chunk_ms,
@@ -157,8 +166,23 @@ class CallSession:
         self._cancel_reason = self._cancel_reason or reason
         if not self._ended:
             self._ending.begin(self._cancel_reason, deadline)
+        self._links_end_by = min(self._links_end_by, deadline)
+        for link in self._links:
+            link.end_by(deadline)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def _open_link(self, direction: Direction) -> AsyncIterator[TranslatorLink]:
+        """The deps' link opener, remembering the open links so ``cancel`` can hurry their
+        goodbyes (a shutdown cannot wait ``palabra.end_timeout_s`` for a slow Palabra)."""
+        async with self._deps.open_link(direction) as link:
+            self._links.append(link)
+            link.end_by(self._links_end_by)
+            try:
+                yield link
+            finally:
+                self._links.remove(link)
 
     # ---- the call -----------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """``CallSupervisor``: admits calls, owns the nursery every call runs in, drains on shutdown.
 
 Resource handling: ``run`` holds the calls nursery for the daemon's lifetime; every
-``CallSession.run`` is a child of it, never of a request handler. Cancelling it (shutdown past the
-grace period) ends every call with reason ``shutdown``, each still hanging up its legs.
+``CallSession.run`` is a child of it, never of a request handler, and so is the work that outlives
+a call (its operator legs' creates and hang-ups). Shutdown (``drain``) gives live calls
+``server.shutdown_grace_s``, then ends the rest with reason ``shutdown``: each hangs up its legs at
+Twilio while its Palabra links say goodbye, both bounded by ``SHUTDOWN_END_S``, so the daemon
+exits within ``server.shutdown_grace_s + EXIT_WITHIN_S`` even when Palabra or Twilio is slow.
 
 Error handling: ``CallSession.run`` turns every failure inside a call into an end reason, but a bug
 in its cleanup or summary would still leave it. ``_run_call`` is the last resort: such an
@@ -17,6 +20,7 @@ of calls cannot overshoot ``server.max_calls`` while their media is still on the
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Final
 
 import attrs
 import trio
@@ -29,13 +33,18 @@ from callbridge.records import CallRecord, EndReason, new_call_id
 from callbridge.roles import Role
 from callbridge.telephony.status import StatusUpdate
 
-__all__ = ["CallSupervisor", "EndedCall"]
+__all__ = ["EXIT_WITHIN_S", "SHUTDOWN_END_S", "CallSupervisor", "EndedCall"]
 
 log = get_logger("callbridge.supervisor")
 
 # Ended calls remembered so late webhooks (status callbacks, <Connect action>) for them are
 # recognised and answered calmly instead of with 404s.
 RECENT_CALLS = 500
+# After the grace period, how long the calls still live get to end at Twilio and say goodbye to
+# Palabra (both at once), and operator legs to settle; the web server and the store close after.
+SHUTDOWN_END_S: Final = 3.0
+# The promise: the daemon exits within ``server.shutdown_grace_s`` + this after SIGTERM.
+EXIT_WITHIN_S: Final = 5.0
 
 
 @attrs.frozen
@@ -164,14 +173,22 @@ class CallSupervisor:
         return rest
 
     async def drain(self, grace_s: float) -> None:
-        """Stop admitting; wait up to ``grace_s`` for live calls to end, then end the rest."""
+        """Stop admitting; wait up to ``grace_s`` for live calls to end, then end the rest
+        (``cancel_all``) and wait for them, and for their operator legs to settle, at most
+        ``SHUTDOWN_END_S`` more."""
         self._draining = True
         with trio.move_on_after(grace_s):
             await self._idle.wait()
-        self.cancel_all()
-        await self._idle.wait()
+        deadline = self.cancel_all()
+        await self._idle.wait()  # bounded: every call's end is bounded by ``deadline``
+        with trio.move_on_at(deadline):
+            for ended in list(self._recent.values()):
+                await ended.operator_legs.settled.wait()
 
-    def cancel_all(self) -> None:
-        """End every live call now (reason ``shutdown``); each still hangs up its legs."""
+    def cancel_all(self) -> float:
+        """End every live call now (reason ``shutdown``); each still hangs up its legs, by the
+        deadline returned (trio time, ``SHUTDOWN_END_S`` from now)."""
+        deadline = trio.current_time() + SHUTDOWN_END_S
         for session in list(self._calls.values()):
-            session.cancel(EndReason.SHUTDOWN)
+            session.cancel(EndReason.SHUTDOWN, deadline)
+        return deadline

@@ -181,6 +181,8 @@ class PalabraLink:
     _set_task_at: float = -math.inf
     _update_lock: trio.Lock = attrs.Factory(trio.Lock)
     _detected: str | None = None
+    _end_by: float = math.inf
+    _goodbye_scope: trio.CancelScope | None = None
 
     @classmethod
     def create(
@@ -413,14 +415,21 @@ class PalabraLink:
             **self.stats.as_dict(),
         )
 
+    def end_by(self, deadline: float) -> None:
+        """Cut the goodbye at ``deadline`` (trio time) at the latest, whatever
+        ``palabra.end_timeout_s`` says: a daemon told to stop cannot wait on a slow Palabra.
+        May be called before or during the goodbye."""
+        self._end_by = min(self._end_by, deadline)
+        if self._goodbye_scope is not None:
+            self._goodbye_scope.deadline = min(self._goodbye_scope.deadline, deadline)
+
     async def _shutdown(self) -> None:
         self._closing.set()
         self._fed.set()
         if self._streaming:
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(self._config.palabra.end_timeout_s + CLOSE_GRACE_S),
-            ):
+            bound = trio.current_time() + self._config.palabra.end_timeout_s + CLOSE_GRACE_S
+            with trio.CancelScope(shield=True, deadline=min(bound, self._end_by)) as scope:
+                self._goodbye_scope = scope
                 await self._finished.wait()
         self._scope.cancel()
 

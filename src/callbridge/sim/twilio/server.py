@@ -49,6 +49,7 @@ async def serve_twilio_sim(
             url=f"http://{host}:{port}",
         )
         sim.add_rest_errors(list(scenario.rest_errors))
+        sim.add_rest_delays(list(scenario.rest_delays))
         if scenario.script is not None:
             turns = load_turns(Path(scenario.script.path))
             sim.enable_script(Conversation(scenario.script, turns, {}))
