@@ -42,7 +42,7 @@ log = get_logger("callbridge.supervisor")
 RECENT_CALLS = 500
 # After the grace period, how long the calls still live get to end at Twilio and say goodbye to
 # Palabra (both at once), and operator legs to settle; the web server and the store close after.
-SHUTDOWN_END_S: Final = 3.0
+SHUTDOWN_END_S: Final = 2.0
 # The promise: the daemon exits within ``server.shutdown_grace_s`` + this after SIGTERM.
 EXIT_WITHIN_S: Final = 5.0
 
