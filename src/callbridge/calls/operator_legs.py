@@ -180,7 +180,9 @@ class OperatorLegs:
         sid, status = event.call_sid, event.status
         leg = self._legs.get(sid)
         if leg is None:
-            leg = self._learn(sid, self._adoptable())
+            leg = self._learn(sid, token := self._adoptable())
+            if token is not None:  # a webhook came before (or instead of) the create's answer
+                log.info("operator_call_found", operator=leg.number, operator_sid=sid)
         elif leg.over:
             return  # a repeat or a late, reordered callback: the first terminal status wins
         leg.status = status
