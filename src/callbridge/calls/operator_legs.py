@@ -257,6 +257,7 @@ class OperatorLegs:
         if self.ended:
             return
         self.ended = True
+        self._forward = _ignore  # nothing goes to the dialer now; don't keep it alive
         self._attempt = self._expect = None
         if wanted_gone and self.wanted is not None:
             self._over(self._legs[self.wanted])
@@ -326,3 +327,7 @@ class OperatorLegs:
     def __repr__(self) -> str:
         live = [sid for sid, leg in self._legs.items() if not leg.over]
         return f"<OperatorLegs live={live} held={sorted(self._held)} ended={self.ended}>"
+
+
+def _ignore(_: StatusEvent | CreateResult) -> None:
+    """Where events go once the call is over: the ledger alone acts on them."""

@@ -198,6 +198,8 @@ class CallSession:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self._cancel_reason is not None:  # cancelled before it started
+                    nursery.cancel_scope.cancel()
                 nursery.start_soon(self._broadcaster.run, name="broadcast")
                 nursery.start_soon(self._ends_call, self._run, nursery, name="lifecycle")
         except BaseException as exc:  # classified below; non-Exceptions are re-raised
