@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import trio
 from quart.testing.connections import WebsocketResponseError
+from quart.wrappers import Request
 from quart_trio import QuartTrio
 from structlog.testing import capture_logs
 from twilio.request_validator import RequestValidator
+from werkzeug.exceptions import BadRequest
 
 from callbridge.app import create_app
 from callbridge.calls.operators import OperatorPool
@@ -286,6 +288,20 @@ class TestTwimlOnEveryPath:
         form = {"CallSid": "CA" + "d" * 32, "CallStatus": "in-progress"}
         await assert_twiml(await post(quart_app, path, form, sign(path, form)), "<Hangup />")
         assert services.counters["internal_error"] == 1
+
+    async def test_a_body_that_cannot_be_parsed_gets_a_hangup(
+        self, app: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        quart_app, services, _ = app
+
+        async def unreadable(_: Request) -> None:
+            raise BadRequest("the form cannot be decoded")
+
+        monkeypatch.setattr(Request, "form", property(unreadable))
+        path = "/twiml/operator/any"
+        response = await post(quart_app, path, {"CallSid": CALLER_SID}, "sig")
+        await assert_twiml(response, "<Hangup />")
+        assert services.counters["bad_request"] == 1
 
     async def test_status_callbacks_keep_their_status_codes(self, app: Any) -> None:
         quart_app, services, _ = app
