@@ -1,8 +1,12 @@
 """``callbridge serve``: the root nursery that owns the web server and every call.
 
 Resource handling: the root nursery owns hypercorn and the call supervisor. SIGINT/SIGTERM stop
-admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then cancel what is left
-(those calls end with reason ``shutdown``) and stop the web server. A second signal skips the grace.
+admitting calls, give live calls ``server.shutdown_grace_s`` to finish, then end what is left
+(those calls end with reason ``shutdown``, hanging up at Twilio alongside their Palabra goodbyes,
+both bounded by ``calls.supervisor.SHUTDOWN_END_S``) and stop the web server: the process exits
+within ``server.shutdown_grace_s + EXIT_WITHIN_S``. A second signal skips the grace. SIGHUP is
+ignored (logged) from start-up to exit, the drain included: one signal receiver covers it all, so
+its default action (terminate) never comes back while calls are live.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from callbridge.services import open_services
 __all__ = ["bind_socket", "hypercorn_config", "resolve_public_url", "serve"]
 
 log = get_logger("callbridge.server")
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -75,13 +81,28 @@ async def serve(
     """Run the daemon until SIGINT/SIGTERM (or cancellation), then drain and return."""
     if not config.twilio.validate_signatures:
         log.warning("signature_validation_disabled", hint="only for local experiments")
-    stop_web = trio.Event()
     sock = bind_socket(config.server.host, config.server.port)
     metrics_sock = (
         bind_socket(*parse_listen(config.metrics.listen)) if config.metrics.listen else None
     )
     config = resolve_public_url(config, sock)
     notifier = SystemdNotifier.from_environ(os.environ)
+    # One receiver from start to exit: SIGHUP's default action (terminate) never comes back.
+    with trio.open_signal_receiver(*_SIGNALS) as signals:
+        await _serve(config, sock, metrics_sock, notifier, signals, task_status)
+    notifier.close()
+    log.info("stopped")
+
+
+async def _serve(
+    config: Config,
+    sock: socket.socket,
+    metrics_sock: socket.socket | None,
+    notifier: SystemdNotifier,
+    signals: AsyncIterator[int],
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    stop_web = trio.Event()
     async with open_services(config) as services, trio.open_nursery() as root:
         app = create_asgi(services)
         binds: list[str] = await root.start(
@@ -110,42 +131,53 @@ async def serve(
             )
             lifecycle.ready()
             task_status.started(binds)
-            await _wait_for_signal()
-            await _drain(lifecycle, services.supervisor, config.server.shutdown_grace_s)
+            await _wait_for_signal(signals)
+            await _drain(lifecycle, services.supervisor, config.server.shutdown_grace_s, signals)
         services.transcripts.close_feeds()
         stop_web.set()
-    notifier.close()
-    log.info("stopped")
 
 
-async def _drain(lifecycle: ServiceLifecycle, supervisor: CallSupervisor, grace_s: float) -> None:
+async def _drain(
+    lifecycle: ServiceLifecycle,
+    supervisor: CallSupervisor,
+    grace_s: float,
+    signals: AsyncIterator[int],
+) -> None:
     """Stop admitting, let live calls finish within ``grace_s`` (a second signal ends them now),
     and keep systemd informed: STOPPING=1, then more stop time while the drain runs."""
     lifecycle.stopping()
     log.info("shutting_down", active_calls=supervisor.active_count)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as again:
-        async with trio.open_nursery() as drain:
-            drain.start_soon(lifecycle.extend_while_draining)
-            drain.start_soon(_cancel_on_second_signal, again, supervisor.cancel_all)
-            await supervisor.drain(grace_s)
-            drain.cancel_scope.cancel()
+    async with trio.open_nursery() as drain:
+        drain.start_soon(lifecycle.extend_while_draining)
+        drain.start_soon(_cancel_on_second_signal, signals, supervisor.cancel_all)
+        await supervisor.drain(grace_s)
+        drain.cancel_scope.cancel()
 
 
-async def _wait_for_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                # No live reload: restart to change settings. SIGHUP must not kill live calls.
-                log.warning("signal_ignored", signal="SIGHUP", hint="restart to apply new settings")
-                continue
-            log.info("signal", signal=signal.Signals(signum).name)
-            return
+async def _wait_for_signal(signals: AsyncIterator[int]) -> None:
+    """Until SIGINT or SIGTERM; SIGHUP is logged and ignored."""
+    async for signum in signals:
+        if _ignored(signum):
+            continue
+        log.info("signal", signal=signal.Signals(signum).name)
+        return
 
 
 async def _cancel_on_second_signal(
-    signals: AsyncIterator[int], cancel_all: Callable[[], None]
+    signals: AsyncIterator[int], cancel_all: Callable[[], object]
 ) -> None:
     async for signum in signals:
+        if _ignored(signum):
+            continue
         log.warning("signal_again", signal=signal.Signals(signum).name, action="ending calls now")
         cancel_all()
         return
+    await trio.sleep_forever()
+
+
+def _ignored(signum: int) -> bool:
+    if signum != signal.SIGHUP:
+        return False
+    # No live reload: restart to change settings. SIGHUP must not kill live calls.
+    log.warning("signal_ignored", signal="SIGHUP", hint="restart to apply new settings")
+    return True

@@ -39,6 +39,11 @@ class FakeControl:
     # ("create_refused", to).
     create_errors: list[tuple[int | None, bool]] = attrs.Factory(list)
 
+    create_delay_s: float = 0.0  # the create's answer comes this late (the call is placed at once)
+    create_answers: int = 0  # creates that have answered (or failed) so far
+    # Raised by every cancel, and every hang-up of an operator call, when set.
+    cancel_error: TwilioError | None = None
+
     async def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
     ) -> CallInfo:
@@ -48,6 +53,8 @@ class FakeControl:
             self.actions.append(("create", to, sid))
         else:
             self.actions.append(("create_refused", to))
+        await trio.sleep(self.create_delay_s)
+        self.create_answers += 1
         if status != 201:
             raise TwilioError(f"Twilio create failed: {status}", status=status, code=None)
         return CallInfo(sid, "queued", to, from_)
@@ -57,10 +64,16 @@ class FakeControl:
     async def hangup(self, sid: str) -> None:
         self.actions.append(("hangup", sid))
         await self._maybe_stall()
+        if self.cancel_error is not None and ("create", sid) in {
+            (a[0], a[-1]) for a in self.actions
+        }:
+            raise self.cancel_error
 
     async def cancel(self, sid: str) -> None:
         self.actions.append(("cancel", sid))
         await self._maybe_stall()
+        if self.cancel_error is not None:
+            raise self.cancel_error
 
     async def update_twiml(self, sid: str, twiml: str) -> None:
         self.actions.append(("twiml", sid, twiml))
@@ -70,8 +83,12 @@ class FakeControl:
         if self.stalled:
             await trio.sleep_forever()
 
+    fetch_error: TwilioError | None = None  # raised by every fetch when set
+
     async def fetch(self, sid: str) -> CallInfo:
         self.actions.append(("fetch", sid))
+        if self.fetch_error is not None:
+            raise self.fetch_error
         return CallInfo(sid, self.statuses.get(sid, "in-progress"), "", "")
 
     def kinds(self) -> list[str]:
@@ -88,6 +105,13 @@ class FakeLink:
         self.failure = trio.Event()
         self.closed = False
         self.stats = LinkStats(connects=1)
+        self.end_deadline = float("inf")  # what ``end_by`` asked for
+        self.goodbye_scope: trio.CancelScope | None = None
+
+    def end_by(self, deadline: float) -> None:
+        self.end_deadline = min(self.end_deadline, deadline)
+        if self.goodbye_scope is not None:
+            self.goodbye_scope.deadline = min(self.goodbye_scope.deadline, deadline)
 
     def feed(self, pcm24: NDArray[np.int16]) -> bool:
         self.fed_samples += len(pcm24)
@@ -114,6 +138,7 @@ class FakeLinks:
 
     ready_delay: float = 0.5
     fail_open: bool = False
+    goodbye_s: float = 0.0  # a slow Palabra: the shielded goodbye takes this long (or end_by)
     opened: dict[Direction, FakeLink] = attrs.Factory(dict)
     all_closed: bool = True
 
@@ -136,6 +161,10 @@ class FakeLinks:
             try:
                 yield link
             finally:
+                deadline = min(trio.current_time() + self.goodbye_s, link.end_deadline)
+                with trio.CancelScope(shield=True, deadline=deadline) as scope:
+                    link.goodbye_scope = scope
+                    await trio.sleep_forever()
                 link.closed = True
                 nursery.cancel_scope.cancel()
 

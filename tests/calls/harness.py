@@ -77,20 +77,28 @@ class Harness:
         session, caller = await self.caller_call()
         sid = await self.dialed()
         self.status(session, sid, "ringing", 1)
+        operator = await self.operator_joins(session, sid, operator_phase_s)
+        return session, caller, operator
+
+    async def operator_joins(
+        self, session: CallSession, sid: str, phase_s: float = 0.0
+    ) -> FakePhone:
+        """The operator of ``sid`` answers (the answer webhook) and their stream connects; back
+        once the call is bridged."""
         assert session.operator_answered(sid)
         await trio.testing.wait_all_tasks_blocked()
         socket_in, inbound = twilio_side()
         leg = session.attach_leg(Role.OPERATOR, inbound)
         assert leg is not None
         operator = FakePhone(leg, socket_in, sid, role_freq(Role.OPERATOR))
-        operator.phase_s = operator_phase_s
+        operator.phase_s = phase_s
         self.nursery.start_soon(operator.listen)
         self.nursery.start_soon(operator.echo_marks)
         await operator.start()
         self.nursery.start_soon(operator.stream)
         while session.record.status != "connected":
             await trio.sleep(0.01)
-        return session, caller, operator
+        return operator
 
     async def ended(self, session: CallSession) -> str:
         with trio.fail_after(60):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import trio
 import trio.testing
 
+from callbridge.calls.mixer import MixedFrame
 from callbridge.calls.parts import KEPT, TranslationParts, transcription_of, utterance_key
 from callbridge.palabra.events import Transcript
 from callbridge.roles import Role
-from tests.calls.fakes import FakeSink
-from tests.calls.media_parts import output
+from callbridge.telephony.legs import MediaLeg
+from tests.calls.fakes import FakeSink, twilio_side
+from tests.calls.media_parts import STREAM_SID, output
 
 
 @pytest.mark.parametrize("tid", ["1a0e9048dfeed5a3", "a#b", "x#0", "t#07"])
@@ -56,6 +59,10 @@ async def test_a_later_parts_played_mark_is_the_transcriptions(
 ) -> None:
     sink = FakeSink()
     listener = output(Role.OPERATOR, sink=sink)
+    listener.stream_started(STREAM_SID)
+    leg = MediaLeg.open(Role.OPERATOR, twilio_side()[1])
+    ending = MixedFrame(np.zeros(160, np.int16), finished=("t#1",))
+    listener._send_frames(leg, [ending], trio.current_time())  # the mark went out with it
     broadcaster = listener._broadcaster
     async with trio.open_nursery() as nursery:
         nursery.start_soon(broadcaster.run)

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from callbridge.calls.session import CLEANUP_TIMEOUT_S
+from callbridge.errors import TwilioError
 from callbridge.roles import Direction
 from callbridge.sim.analysis import tone_power_db
 from tests.calls.harness import CALLER_SID, harness
@@ -150,6 +151,8 @@ class TestFailures:
     async def test_leg_sending_nothing_valid_times_out(self, autojump_clock: Any) -> None:
         async with harness() as h:
             session, caller, operator = await h.bridged_call()
+            h.control.statuses[CALLER_SID] = "in-progress"
+            h.control.fetch_error = TwilioError("Twilio fetch failed", status=503)  # no word
             caller.muted = True
             with contextlib.suppress(trio.BrokenResourceError):
                 for _ in range(200):  # garbage keeps arriving, but nothing valid

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.calls.session import CLEANUP_TIMEOUT_S
+from callbridge.calls.supervisor import EXIT_WITHIN_S
 from callbridge.cli import EXIT_USAGE
 from callbridge.config import ServerConfig
 from callbridge.lifecycle import EXTEND_BY_S
@@ -64,9 +64,9 @@ def test_unit_matches_what_the_daemon_does(name: str) -> None:
     unit = settings(UNITS / name)
     assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"]
     assert unit["KillSignal"] == ["SIGTERM"]
-    # The drain bound: the grace, then each call's shielded hang-ups, with a margin.
+    # The drain bound: the daemon's promise (exit within the grace + EXIT_WITHIN_S), a margin.
     stop_s = seconds(unit["TimeoutStopSec"][0])
-    assert stop_s >= ServerConfig().shutdown_grace_s + CLEANUP_TIMEOUT_S + 5
+    assert stop_s >= ServerConfig().shutdown_grace_s + EXIT_WITHIN_S + 5
     assert stop_s > EXTEND_BY_S  # each extension is shorter than the base timeout
     # A configuration that cannot start is not restarted in a loop.
     assert unit["RestartPreventExitStatus"] == [str(EXIT_USAGE)]

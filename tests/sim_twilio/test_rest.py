@@ -9,7 +9,15 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from callbridge.sim.twilio import Scenario
-from callbridge.sim.twilio.scenario import CallbackOptions, OperatorSpec, RestError, Timing
+from callbridge.sim.twilio.scenario import (
+    CallbackOptions,
+    OperatorSpec,
+    RestDelay,
+    RestError,
+    ScenarioError,
+    Timing,
+    scenario_from_dict,
+)
 from callbridge.sim.twilio.sim import TwilioSim
 from tests.sim_twilio.harness import SID, TOKEN, running
 
@@ -156,3 +164,45 @@ async def test_callbacks_reordered_and_duplicated() -> None:
     assert got[0][1] == got[1][1] and got[0][1] != got[2][1], (
         "duplicates share the idempotency token"
     )
+
+
+async def test_a_slow_create_places_the_call_before_it_answers() -> None:
+    """``rest_delays``: the create takes effect at once (the phone rings, its callbacks go out)
+    and its 201 comes ``delay_s`` later, as the daemon must be ready for."""
+    scenario = Scenario(
+        default_operator=OperatorSpec(answer_delay_s=30.0),
+        timing=FAST,
+        rest_delays=(RestDelay("create", 1.0),),
+    )
+    form = {
+        "To": "+15550200001",
+        "From": "+15550100000",
+        "Url": "https://example.invalid/answer",
+        "StatusCallbackEvent": ALL_EVENTS,
+        "Timeout": "20",
+    }
+    with trio.fail_after(8):
+        async with running(scenario) as (sim, app), httpx.AsyncClient() as http:
+            form["StatusCallback"] = app.url + "/twilio/status/c1/operator"
+            start = trio.current_time()
+            slow = await http.post(_calls_url(sim) + ".json", data=form, auth=(SID, TOKEN))
+            assert slow.status_code == 201 and trio.current_time() - start >= 1.0
+            sid = slow.json()["sid"]
+            # Before the answer came, the call was ringing and said so.
+            ringing = [
+                r for r in app.of_kind("/twilio/status/c1/operator")
+                if r["params"]["CallStatus"] == "ringing"
+            ]  # fmt: skip
+            assert ringing and ringing[0]["params"]["CallSid"] == sid
+            assert sim.calls[sid].status == "ringing"
+            assert sim.report()["rest"][0]["delayed_s"] == 1.0
+            fast = await http.post(_calls_url(sim) + ".json", data=form, auth=(SID, TOKEN))
+            assert fast.status_code == 201  # times=1: the next one is prompt
+            assert "delayed_s" not in sim.report()["rest"][1]
+            await sim.end_all()
+
+
+def test_rest_delays_are_validated() -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({"rest_delays": [{"endpoint": "delete", "delay_s": -1}]})
+    assert len(info.value.problems) == 2

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from quart.wrappers import Request
+from structlog.testing import capture_logs
+from werkzeug.exceptions import BadRequest
 
-from tests.telephony.webhook_app import INCOMING, post, sign
+from tests.telephony.webhook_app import CALLER_SID, INCOMING, post, sign
 
 
 class TestIncomingCall:
@@ -47,17 +50,13 @@ class TestIncomingCall:
 
 
 class TestCallRoutes:
-    async def test_unknown_call_ids_are_404(self, app: Any) -> None:
+    async def test_unknown_call_ids_are_404_for_status_callbacks(self, app: Any) -> None:
         quart_app, services, _ = app
         form = {"CallSid": "CA" + "b" * 32, "CallStatus": "ringing"}
-        for path in (
-            "/twiml/operator/nope",
-            "/twilio/status/nope/operator",
-            "/twiml/stream-ended/nope/caller",
-        ):
-            response = await post(quart_app, path, form, sign(path, form))
-            assert response.status_code == 404, path
-        assert services.counters["unknown_call"] == 3
+        path = "/twilio/status/nope/operator"
+        response = await post(quart_app, path, form, sign(path, form))
+        assert response.status_code == 404
+        assert services.counters["unknown_call"] == 1
 
     async def test_status_callback_without_call_sid_is_400(self, app: Any) -> None:
         quart_app, services, _ = app
@@ -88,3 +87,103 @@ async def test_healthz_reports_status_and_rejections(app: Any) -> None:
     assert health["status"] == "ok"
     assert health["active_calls"] == 0
     assert health["rejected"] == {"bad_signature": 1}
+
+
+async def assert_twiml(response: Any, *expected: str) -> str:
+    """A 200 TwiML answer (what Twilio runs) containing each of ``expected``."""
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/xml")
+    body: str = await response.get_data(as_text=True)
+    assert body.startswith("<?xml") and "<Response>" in body, body
+    for part in expected:
+        assert part in body, body
+    return body
+
+
+class TestTwimlOnEveryPath:
+    """Twilio runs these answers as TwiML: a JSON 404/400/500 would make it play "an application
+    error has occurred" to a person (error 11200)."""
+
+    @pytest.mark.parametrize("path", ["/twiml/operator/nope", "/twiml/stream-ended/nope/caller"])
+    async def test_an_unknown_call_gets_a_hangup(self, app: Any, path: str) -> None:
+        quart_app, services, _ = app
+        form = {"CallSid": "CA" + "b" * 32, "CallStatus": "in-progress"}
+        await assert_twiml(await post(quart_app, path, form, sign(path, form)), "<Hangup />")
+        assert services.counters["unknown_call"] == 1
+
+    async def test_an_unknown_role_gets_a_hangup(self, app: Any) -> None:
+        quart_app, services, _ = app
+        await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+        call_id = services.supervisor.active_records()[0].id
+        path = f"/twiml/stream-ended/{call_id}/nobody"
+        form = {"CallSid": CALLER_SID}
+        await assert_twiml(await post(quart_app, path, form, sign(path, form)), "<Hangup />")
+
+    async def test_an_incoming_call_without_call_sid_hears_the_apology(self, app: Any) -> None:
+        quart_app, services, _ = app
+        form = {"From": "+15551112222", "CallStatus": "ringing"}
+        response = await post(quart_app, "/twiml/client", form, sign("/twiml/client", form))
+        await assert_twiml(response, "<Say", "<Hangup />")
+        assert services.counters["bad_request"] == 1
+        assert services.supervisor.active_count == 0
+
+    async def test_a_bug_in_the_incoming_call_handler_is_an_apology_not_a_500(
+        self, app: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        quart_app, services, _ = app
+
+        def broken(**_: Any) -> None:
+            msg = "a bug"
+            raise RuntimeError(msg)
+
+        monkeypatch.setattr(services.supervisor, "admit", broken)
+        with capture_logs() as logs:
+            response = await post(
+                quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING)
+            )
+        body = await assert_twiml(response, "<Say", "<Hangup />")
+        assert "sorry" in body.lower()
+        assert services.counters["internal_error"] == 1
+        [failed] = [e for e in logs if e["event"] == "webhook_failed"]
+        assert failed["route"] == "/twiml/client" and failed["exc_info"]
+
+    async def test_a_bug_while_the_operator_answers_hangs_up_the_operator(
+        self, app: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        quart_app, services, _ = app
+        await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+        [session] = services.supervisor.sessions()
+
+        def broken(call_sid: str) -> bool:
+            msg = "a bug"
+            raise RuntimeError(msg)
+
+        monkeypatch.setattr(session, "operator_answered", broken)
+        path = f"/twiml/operator/{session.record.id}"
+        form = {"CallSid": "CA" + "d" * 32, "CallStatus": "in-progress"}
+        await assert_twiml(await post(quart_app, path, form, sign(path, form)), "<Hangup />")
+        assert services.counters["internal_error"] == 1
+
+    async def test_a_body_that_cannot_be_parsed_gets_a_hangup(
+        self, app: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        quart_app, services, _ = app
+
+        async def unreadable(_: Request) -> None:
+            raise BadRequest("the form cannot be decoded")
+
+        monkeypatch.setattr(Request, "form", property(unreadable))
+        path = "/twiml/operator/any"
+        response = await post(quart_app, path, {"CallSid": CALLER_SID}, "sig")
+        await assert_twiml(response, "<Hangup />")
+        assert services.counters["bad_request"] == 1
+
+    async def test_status_callbacks_keep_their_status_codes(self, app: Any) -> None:
+        quart_app, services, _ = app
+        await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+        call_id = services.supervisor.active_records()[0].id
+        path = f"/twilio/status/{call_id}/operator"
+        form = {"CallStatus": "ringing"}  # no CallSid
+        response = await post(quart_app, path, form, sign(path, form))
+        assert response.status_code == 400
+        assert response.content_type == "application/json"

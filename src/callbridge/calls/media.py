@@ -24,7 +24,7 @@ from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.output import ListenerOutput
 from callbridge.calls.ports import LinkOpener
-from callbridge.calls.receive import LegReceiver
+from callbridge.calls.receive import LegReceiver, LegStatus
 from callbridge.calls.translate import Translator
 from callbridge.config import DirectionMode, MediaConfig
 from callbridge.roles import Direction, Role
@@ -79,8 +79,9 @@ class CallMedia:
         }
         self.receivers: dict[Role, LegReceiver] = {}
 
-    def receiver(self, leg: MediaLeg) -> LegReceiver:
-        """The receive task of a leg that just attached."""
+    def receiver(self, leg: MediaLeg, leg_status: LegStatus | None = None) -> LegReceiver:
+        """The receive task of a leg that just attached (``leg_status``: asks Twilio whether a
+        quiet leg is still live)."""
         role = leg.role
         receiver = LegReceiver(
             leg,
@@ -89,6 +90,7 @@ class CallMedia:
             translator=self.translators.get(role.speaks),
             bridged=self.bridged,
             idle_s=self._config.leg_idle_timeout_s,
+            leg_status=leg_status,
         )
         self.receivers[role] = receiver
         return receiver

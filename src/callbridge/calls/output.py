@@ -9,7 +9,9 @@ Inputs, all synchronous and never blocking (they run inside other tasks):
 
 - ``on_original`` from the speaker's receive task, which also rings the doorbell;
 - ``on_translation`` from the direction's Palabra duplex task;
-- ``on_mark`` from this listener's own receive task, when Twilio echoes a mark;
+- ``on_mark`` from this listener's own receive task, when Twilio echoes a mark (a ``u:`` echo
+  counts only if that mark was sent and not yet echoed; others are counted as
+  ``unexpected_marks``);
 - ``stream_started`` from this listener's receive task, at the stream's ``start``.
 
 Timing. Until the call is bridged the caller hears looping hold audio, one frame per 20 ms slot.
@@ -92,6 +94,8 @@ class ListenerOutput:
         # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
         self._pending_marks: set[str] = set()
         self._cleared_marks: set[str] = set()
+        # Echoes of ``u:`` marks that were not outstanding (repeated, or never sent).
+        self.unexpected_marks = 0
 
     # ---- inputs (synchronous, from other tasks) --------------------------------------------
 
@@ -123,6 +127,13 @@ class ListenerOutput:
         if name in self._cleared_marks:
             # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
             self._cleared_marks.discard(name)
+            return
+        if name not in self._pending_marks:
+            # Twilio echoes each mark once: a repeat, or a name we never sent, is not news and
+            # must not publish ``played`` again or invent a transcript row.
+            self.unexpected_marks += 1
+            if self.unexpected_marks == 1:
+                log.warning("mark_unexpected", listener=str(self.listener), mark=name[:64])
             return
         self._pending_marks.discard(name)
         # A later part of a translation is its own utterance; the transcript knows the whole.
@@ -191,20 +202,26 @@ class ListenerOutput:
         if probe.clear_pending:
             self._clear_playout(leg)
         frames = [self.mixer.next_frame() for _ in range(self._frames_per_message)]
-        kept = [frame for frame in frames if not self._trimmed(frame, now)]
-        if kept:
-            pcm = kept[0].pcm if len(kept) == 1 else np.concatenate([f.pcm for f in kept])
-            self._send_media(leg, ulaw_encode(pcm), len(kept))
-            for frame in kept:
-                for uid in frame.finished:
-                    self._pending_marks.add(MARK_PREFIX + uid)
-                    self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
-            name = probe.after_frame(now)
-            if name is not None:
-                self._send(leg, mark_message(self.stream_sid, name), mark=True)
+        self._send_frames(leg, [frame for frame in frames if not self._trimmed(frame, now)], now)
         self.clock.sent(now, on_original=on_original)
         if self._wait is not None:
             self._wait.deadline = self.clock.deadline
+
+    def _send_frames(self, leg: MediaLeg, frames: list[MixedFrame], now: float) -> None:
+        """One media message of ``frames``, then the marks of utterances they end, then a probe
+        mark when one is due."""
+        if not frames:
+            return
+        pcm = frames[0].pcm if len(frames) == 1 else np.concatenate([f.pcm for f in frames])
+        self._send_media(leg, ulaw_encode(pcm), len(frames))
+        for frame in frames:
+            for uid in frame.finished:
+                # Outstanding only once really queued for Twilio: a dropped mark never echoes.
+                if self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True):
+                    self._pending_marks.add(MARK_PREFIX + uid)
+        name = self.probe.after_frame(now)
+        if name is not None:
+            self._send(leg, mark_message(self.stream_sid, name), mark=True)
 
     def _trimmed(self, frame: MixedFrame, now: float) -> bool:
         # Looking at the frame only while a trim waits keeps the common path cheap. A frame of
@@ -232,11 +249,12 @@ class ListenerOutput:
         else:
             self.send_dropped += frames
 
-    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> None:
+    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> bool:
         if leg.send(message):
             self.stats.record_out(0, mark=mark)
-        else:
-            self.send_dropped += 1
+            return True
+        self.send_dropped += 1
+        return False
 
     # ---- reporting ------------------------------------------------------------------------------
 
@@ -245,6 +263,7 @@ class ListenerOutput:
         return {
             **self.stats.as_dict(),
             "send_dropped": self.send_dropped,
+            "unexpected_marks": self.unexpected_marks,
             "resyncs": self.clock.resyncs,
             "late_originals": self.clock.late_originals,
             "widest_grace_ms": _ms(self.clock.widest_grace_s),

@@ -57,6 +57,9 @@ class TranslatorLink(Protocol):
 
     def feed(self, pcm24: Pcm) -> bool: ...
 
+    def end_by(self, deadline: float) -> None:
+        """Cut the goodbye at ``deadline`` (trio time) at the latest (a daemon stopping)."""
+
 
 LinkOpener = Callable[[Direction], AbstractAsyncContextManager[TranslatorLink]]
 

@@ -13,13 +13,21 @@ Each message from Twilio is parsed (``telephony.media_stream.parse``) and counte
 - ``dtmf``: logged;
 - invalid messages: counted by reason, the first of each reason per leg logged.
 
+A quiet leg is not a hung-up leg: when nothing valid came for ``media.leg_idle_timeout_s``, the
+receiver asks Twilio for the leg's call status (``LegStatus``, a bounded ``GET Calls/{sid}``).
+Twilio reports it live: the call goes on (``leg_quiet`` logged, ``quiet_kept`` counted) and the
+next window is twice as long, up to ``MAX_QUIET_WINDOW_S``, back to the configured one once valid
+messages flow again. Twilio reports it over: that party hung up. No answer: ``leg_timeout``.
+
 Error handling: raises ``CallEnded`` (``<role>_hangup``, ``media_lost``, ``media_too_large``, or
-``leg_timeout`` when nothing valid came for ``media.leg_idle_timeout_s``), which ends the call.
+``leg_timeout`` when nothing valid came and Twilio could not say the leg is live), which ends the
+call.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol
 
 import trio
 
@@ -28,6 +36,7 @@ from callbridge.calls.output import ListenerOutput
 from callbridge.errors import CallEnded
 from callbridge.log import get_logger
 from callbridge.records import EndReason
+from callbridge.roles import Role
 from callbridge.telephony.legs import LegClosed, MediaLeg
 from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import (
@@ -41,10 +50,18 @@ from callbridge.telephony.media_stream import (
     Stop,
     parse,
 )
+from callbridge.telephony.status import TERMINAL_STATUSES
 
-__all__ = ["LegReceiver", "SpeechInput"]
+__all__ = ["MAX_QUIET_WINDOW_S", "LegReceiver", "LegStatus", "SpeechInput"]
 
 log = get_logger("callbridge.receive")
+
+# A quiet leg Twilio reports live is given twice the time before the next check, up to this.
+MAX_QUIET_WINDOW_S: Final = 60.0
+
+# Twilio's CallStatus for a leg's call ("in-progress", "completed", ...), or None when it
+# could not be learnt.
+LegStatus = Callable[[Role], Awaitable[str | None]]
 
 
 class SpeechInput(Protocol):
@@ -65,6 +82,7 @@ class LegReceiver:
         translator: SpeechInput | None,
         bridged: trio.Event,
         idle_s: float,
+        leg_status: LegStatus | None = None,
     ) -> None:
         self.role = leg.role
         self.stats: MediaStats = own_output.stats
@@ -74,13 +92,17 @@ class LegReceiver:
         self._translator = translator
         self._bridged = bridged
         self._idle_s = idle_s
+        self._leg_status = leg_status
         self._invalid_logged: set[str] = set()
+        self.quiet_kept = 0  # idle timeouts survived because Twilio reported the leg live
 
     async def run(self) -> None:
-        """Receive until Twilio stops the leg; ends the call on hang-up or silence."""
+        """Receive until Twilio stops the leg; ends the call on hang-up or on a silence Twilio
+        cannot explain."""
         last_valid = trio.current_time()
+        window = self._idle_s
         while True:
-            with trio.move_on_at(last_valid + self._idle_s):
+            with trio.move_on_at(last_valid + window):
                 try:
                     message = await self._leg.receive()
                 except LegClosed as closed:
@@ -91,11 +113,23 @@ class LegReceiver:
                 if isinstance(event, Invalid):
                     self._on_invalid(event)
                     continue
-                last_valid = trio.current_time()
+                last_valid, window = trio.current_time(), self._idle_s
                 self._handle(event)
                 continue
-            detail = f"no valid media from the {self.role} for {self._idle_s} s"
+            await self._quiet_for(window)
+            last_valid, window = trio.current_time(), min(window * 2, MAX_QUIET_WINDOW_S)
+
+    async def _quiet_for(self, window: float) -> None:
+        """Nothing valid for ``window`` s: returns if Twilio reports the leg live, else raises."""
+        status = await self._leg_status(self.role) if self._leg_status is not None else None
+        if status is None:
+            detail = f"no valid media from the {self.role} for {window} s"
             raise CallEnded(EndReason.LEG_TIMEOUT, detail)
+        if status in TERMINAL_STATUSES:
+            detail = f"quiet for {window} s, and Twilio reports the call {status}"
+            raise CallEnded(EndReason.hangup(self.role), detail)
+        self.quiet_kept += 1
+        log.warning("leg_quiet", role=str(self.role), quiet_s=window, twilio_status=status)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Media):

@@ -14,16 +14,21 @@ Any task failing cancels the whole call. The end reason comes from the first ``C
 (``caller_hangup``, ``operator_hangup``, ``no_operator``, ...), or from the failure's type
 (``translation_failed`` for Palabra, ``internal_error`` otherwise), or is ``shutdown``.
 
-Resource handling: cleanup always runs, shielded and bounded: the caller hears an apology or is
-hung up, the operator's call is cancelled or hung up, both media sockets are closed, the Palabra
-links exit with the nursery (their goodbyes are shielded inside them), the operator number is
-released, and the record is published as ended with one summary log line.
+Resource handling: the end at Twilio (``ending.CallEnding``: the caller hears an apology or is hung
+up, the operator's call is cancelled or hung up) starts the moment the end reason is known (a
+``CallEnded`` from one of the session's own tasks, or ``cancel``), beside the Palabra links'
+goodbyes rather than after them, and runs in the background; the operator legs and their numbers
+are settled by ``operator_legs.OperatorLegs``, even after the call. Cleanup then always runs,
+shielded and bounded: it waits for that end, closes both media sockets (the links have exited
+with the nursery), and publishes the record as ended with one summary log line.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Final
 
 import attrs
@@ -32,9 +37,16 @@ import trio
 
 from callbridge.audio import Pcm, hold_chime
 from callbridge.calls.broadcast import CallBroadcaster
-from callbridge.calls.dialer import OperatorDialer, StatusEvent, quietly
+from callbridge.calls.dialer import OperatorDialer, StatusEvent
+from callbridge.calls.ending import CLEANUP_TIMEOUT_S, CallEnding
 from callbridge.calls.media import CallMedia
-from callbridge.calls.ports import CallControl, LinkOpener, OperatorSource, TranscriptSink
+from callbridge.calls.ports import (
+    CallControl,
+    LinkOpener,
+    OperatorSource,
+    TranscriptSink,
+    TranslatorLink,
+)
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_exceptions
 from callbridge.log import get_logger
@@ -42,9 +54,8 @@ from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Direction, Role
 from callbridge.telephony.legs import Inbound, MediaLeg
 from callbridge.telephony.status import TERMINAL_STATUSES, StatusUpdate
-from callbridge.telephony.twiml import say_and_hangup_twiml
 
-__all__ = ["CallDeps", "CallSession"]
+__all__ = ["CLEANUP_TIMEOUT_S", "CallDeps", "CallSession"]
 
 log = get_logger("callbridge.call")
 
@@ -52,8 +63,9 @@ log = get_logger("callbridge.call")
 SAY_SECONDS_PER_CHAR: Final = 0.1
 # While the caller hears the greeting, how often to ask Twilio whether they are still there.
 CALLER_POLL_S: Final = 2.0
-# How long cleanup may spend on REST hang-ups before giving up (it is shielded from cancellation).
-CLEANUP_TIMEOUT_S: Final = 10.0
+# How long a quiet leg's status check may take; past it the leg counts as unexplained (the
+# receive task waits meanwhile, and the socket's queue holds 1.3 s).
+LEG_STATUS_TIMEOUT_S: Final = 5.0
 
 
 @attrs.frozen
@@ -70,7 +82,10 @@ class CallDeps:
 
 
 class CallSession:
-    def __init__(self, deps: CallDeps, record: CallRecord) -> None:
+    """One call (see the module docstring). ``background`` is where work that may outlive the
+    call runs: its operator legs' creates and hang-ups (``operator_legs.OperatorLegs``)."""
+
+    def __init__(self, deps: CallDeps, record: CallRecord, background: trio.Nursery) -> None:
         self._deps = deps
         self.record = record
         self._nursery: trio.Nursery | None = None
@@ -78,16 +93,20 @@ class CallSession:
         self._leg_arrived = {role: trio.Event() for role in Role}
         self._cancel_reason: EndReason | None = None
         self._ended = False
+        self._links: list[TranslatorLink] = []  # open Palabra links, to hurry their goodbyes
+        self._links_end_by = math.inf
         config = deps.config
         self._broadcaster = CallBroadcaster(deps.transcripts)
         self._dialer = OperatorDialer(
-            config, deps.control, deps.operators, record, self._broadcaster
+            config, deps.control, deps.operators, record, self._broadcaster, background
         )
+        self.operator_legs = self._dialer.legs
+        self._ending = CallEnding(config, deps.control, record, self._dialer, background)
         self.media = CallMedia(
             config.media,
             {direction: config.media.mode(direction) for direction in Direction},
             hold=deps.hold_audio,
-            open_link=deps.open_link,
+            open_link=self._open_link,
             broadcaster=self._broadcaster,
             call_id=record.id,
             palabra_chunk_ms=config.palabra.chunk_ms,
@@ -114,22 +133,23 @@ class CallSession:
         leg = MediaLeg.open(role, inbound)
         self._legs[role] = leg
         self._leg_arrived[role].set()
-        self._nursery.start_soon(self.media.receiver(leg).run, name=f"receive-{role}")
+        receiver = self.media.receiver(leg, leg_status=self._leg_status)
+        self._nursery.start_soon(self._ends_call, receiver.run, name=f"receive-{role}")
         return leg
 
     def operator_answered(self, call_sid: str) -> bool:
-        """The operator picked up (answer webhook). True: connect their stream; False: hang up."""
-        if self._ended or call_sid != self.record.operator_sid:
+        """The operator picked up (answer webhook). True: connect their stream; False: hang up.
+        Matched by this call's id in the URL: it may come before the create's answer."""
+        if self._ended:
+            self.operator_legs.on_status(StatusEvent(call_sid, "in-progress"))
             return False
-        self._dialer.push_status(StatusEvent(call_sid, "in-progress"))
-        return True
+        return self._dialer.answer(call_sid)
 
     def on_status(self, role: Role, update: StatusUpdate) -> None:
         """A status callback. Repeats and reordering are harmless: the dialer acts on the first
         terminal status per CallSid and ignores the rest."""
-        if self._ended or role is not Role.OPERATOR:
-            return
-        self._dialer.push_status(StatusEvent(update.call_sid, update.call_status))
+        if role is Role.OPERATOR:
+            self._dialer.push_status(StatusEvent(update.call_sid, update.call_status))
 
     def stream_ended(self, role: Role) -> None:
         """Twilio left ``role``'s ``<Connect>`` (its action URL was requested; we answer
@@ -146,11 +166,29 @@ class CallSession:
         )
         self.cancel(EndReason.hangup(role))
 
-    def cancel(self, reason: EndReason) -> None:
-        """End the call from outside (shutdown, a stream that ended)."""
+    def cancel(self, reason: EndReason, deadline: float = math.inf) -> None:
+        """End the call from outside (shutdown, a stream that ended); its end at Twilio starts
+        now, and gives up at ``deadline`` (trio time) at the latest."""
         self._cancel_reason = self._cancel_reason or reason
+        if not self._ended:
+            self._ending.begin(self._cancel_reason, deadline)
+        self._links_end_by = min(self._links_end_by, deadline)
+        for link in self._links:
+            link.end_by(deadline)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def _open_link(self, direction: Direction) -> AsyncIterator[TranslatorLink]:
+        """The deps' link opener, remembering the open links so ``cancel`` can hurry their
+        goodbyes (a shutdown cannot wait ``palabra.end_timeout_s`` for a slow Palabra)."""
+        async with self._deps.open_link(direction) as link:
+            self._links.append(link)
+            link.end_by(self._links_end_by)
+            try:
+                yield link
+            finally:
+                self._links.remove(link)
 
     # ---- the call -----------------------------------------------------------------------------
 
@@ -166,27 +204,40 @@ class CallSession:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self._cancel_reason is not None:  # cancelled before it started
+                    nursery.cancel_scope.cancel()
                 nursery.start_soon(self._broadcaster.run, name="broadcast")
-                nursery.start_soon(self._run, nursery, name="lifecycle")
+                nursery.start_soon(self._ends_call, self._run, nursery, name="lifecycle")
         except BaseException as exc:  # classified below; non-Exceptions are re-raised
             failure = exc
         finally:
             self._ended = True
             reason = self._end_reason(failure)
-            with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT_S):
-                await self._cleanup(reason)
+            self._ending.begin(reason)
+            with trio.CancelScope(shield=True), trio.move_on_at(self._ending.deadline):
+                await self._ending.done.wait()
+            self._close(reason)
             self._log_summary(reason, failure)
             structlog.contextvars.unbind_contextvars("call_id")
         if failure is not None and (rest := non_exceptions(failure)) is not None:
             raise rest
 
+    async def _ends_call(self, task: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run one of the call's tasks; a ``CallEnded`` from it starts the end at Twilio at
+        once (the nursery's teardown, with the Palabra goodbyes, follows beside it)."""
+        try:
+            await task(*args)
+        except CallEnded as exc:
+            self._ending.begin(exc.reason)
+            raise
+
     async def _run(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._caller_leg_deadline, name="caller-deadline")
+        nursery.start_soon(self._ends_call, self._caller_leg_deadline, name="caller-deadline")
         self.media.start_translators(nursery)
         self.media.start_output(nursery, Role.CALLER, self._leg_getter(Role.CALLER))
-        await self._dialer.dial(nursery)
+        await self._dialer.dial()
         # From the answer on, a hang-up callback ends the call even before it is bridged.
-        nursery.start_soon(self._dialer.watch, name="operator-status")
+        nursery.start_soon(self._ends_call, self._dialer.watch, name="operator-status")
         await self._wait_bridgeable()
         self.record.status = "connected"
         self._broadcaster.call_updated(self.record)
@@ -244,9 +295,26 @@ class CallSession:
             return False
         return info.status in TERMINAL_STATUSES
 
+    async def _leg_status(self, role: Role) -> str | None:
+        """Twilio's status of ``role``'s call (a quiet leg may still be live), or None."""
+        sid = self.record.caller_sid if role is Role.CALLER else self.record.operator_sid
+        if not sid:
+            return None
+        with trio.move_on_after(LEG_STATUS_TIMEOUT_S):
+            try:
+                info = await self._deps.control.fetch(sid)
+            except TwilioError as exc:
+                log.warning("leg_status_unknown", role=str(role), error=str(exc), code=exc.code)
+                return None
+            return info.status
+        log.warning("leg_status_unknown", role=str(role), error="timed out")
+        return None
+
     # ---- the end --------------------------------------------------------------------------------
 
     def _end_reason(self, failure: BaseException | None) -> EndReason:
+        if self._ending.reason is not None:
+            return self._ending.reason  # the first reason known, already acted on at Twilio
         found = list(leaves(failure))
         for exc in found:
             if isinstance(exc, CallEnded):
@@ -259,34 +327,15 @@ class CallSession:
             return EndReason.SHUTDOWN
         return EndReason.INTERNAL_ERROR if found else EndReason.COMPLETED
 
-    async def _cleanup(self, reason: EndReason) -> None:
+    def _close(self, reason: EndReason) -> None:
+        """The call's own resources, whatever Twilio did: the sockets and the hub."""
         record = self.record
         record.status = "ended"
         record.ended_at = time.time()
         record.end_reason = reason
-        try:
-            await self._end_caller_at_twilio(reason)
-            await self._dialer.end_at_twilio(reason)
-        finally:
-            # Also when the REST steps ran out of time (cancelled by the cleanup timeout): the
-            # sockets, the operator's number and the hub must not wait on Twilio.
-            for leg in self._legs.values():
-                leg.close()
-            self._dialer.release()
-            self._broadcaster.close(record)
-
-    async def _end_caller_at_twilio(self, reason: EndReason) -> None:
-        control, config = self._deps.control, self._deps.config
-        sid = self.record.caller_sid
-        if reason is EndReason.CALLER_HANGUP:
-            return
-        if reason.apologises:
-            language = config.languages.caller
-            text = pick_prompt(config.prompts.apology, language)
-            twiml = say_and_hangup_twiml(text, language)
-            await quietly(control.update_twiml(sid, twiml), "apologise_to_caller")
-        else:
-            await quietly(control.hangup(sid), "hangup_caller")
+        for leg in self._legs.values():
+            leg.close()
+        self._broadcaster.close(record)
 
     def _log_summary(self, reason: EndReason, failure: BaseException | None) -> None:
         """The canonical end-of-call line: everything worth knowing about the call in one event."""
@@ -301,6 +350,9 @@ class CallSession:
         }
         if self._broadcaster.dropped:
             fields["transcript_dropped"] = self._broadcaster.dropped
+        kept = {str(r): rx.quiet_kept for r, rx in self.media.receivers.items() if rx.quiet_kept}
+        if kept:
+            fields["quiet_legs_kept"] = kept
         unexpected = [e for e in leaves(failure) if not isinstance(e, CallEnded | trio.Cancelled)]
         if unexpected:
             log.error("call_ended", **fields, error=repr(unexpected[0]), exc_info=unexpected[0])

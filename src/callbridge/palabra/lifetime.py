@@ -19,6 +19,7 @@ enters, shields and cancels, through named transitions::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeAlias
 
@@ -40,6 +41,8 @@ class LinkLifetime:
     finished: trio.Event = attrs.Factory(trio.Event)
     _scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     _started: bool = False
+    _end_by: float = math.inf
+    _goodbye: trio.CancelScope | None = None
 
     @property
     def is_closing(self) -> bool:
@@ -69,14 +72,23 @@ class LinkLifetime:
         if not self.closing.is_set():
             self.state = "reconnecting"
 
+    def end_by(self, deadline: float) -> None:
+        """Cut the goodbye at ``deadline`` (trio time) at the latest, whatever grace ``close``
+        was given: a daemon told to stop cannot wait on a slow Palabra. May be called before or
+        during the goodbye."""
+        self._end_by = min(self._end_by, deadline)
+        if self._goodbye is not None:
+            self._goodbye.deadline = min(self._goodbye.deadline, deadline)
+
     async def close(self, grace_s: float) -> None:
-        """Ask for the goodbye, give a streaming connection up to ``grace_s`` to finish it
-        (shielded from the caller's cancellation), then cancel what is left."""
+        """Ask for the goodbye, give a streaming connection up to ``grace_s`` (and no later than
+        ``end_by``) to finish it, shielded from the caller's cancellation, then cancel the rest."""
         streaming = self.state == "streaming"
         if self.state != "finished":
             self.state = "closing"
         self.closing.set()
         if streaming:
-            with trio.CancelScope(shield=True), trio.move_on_after(grace_s):
+            deadline = min(trio.current_time() + grace_s, self._end_by)
+            with trio.CancelScope(shield=True, deadline=deadline) as self._goodbye:
                 await self.finished.wait()
         self._scope.cancel()

@@ -146,6 +146,11 @@ class PalabraLink:
         finally:
             self._outlet.close()
 
+    def end_by(self, deadline: float) -> None:
+        """Cut the goodbye at ``deadline`` (trio time) at the latest, whatever
+        ``palabra.end_timeout_s`` says. May be called before or during the goodbye."""
+        self._lifetime.end_by(deadline)
+
     async def _shutdown(self) -> None:
         self._input.close()
         await self._lifetime.close(self._config.palabra.end_timeout_s + CLOSE_GRACE_S)

@@ -15,8 +15,14 @@ a missing or bad signature is a 403 and a warning naming the route (never the to
 answer fast (Twilio waits 15 s at most): they only reserve capacity, hand events to the call, and
 build TwiML. The slow work (REST calls, Palabra) runs in the call's own tasks.
 
-Unknown call ids get 404 (and a refused upgrade). Late webhooks for recently ended calls (status
-callbacks after our own hang-up, ``<Connect action>``) are answered calmly: 204 or ``<Hangup/>``.
+Twilio runs the answer of ``/twiml/*`` as TwiML, and a non-2xx answer or a body that is not TwiML
+makes it play "an application error has occurred" to a person (error 11200,
+https://www.twilio.com/docs/api/errors/11200). So those routes answer TwiML on every path: an
+unknown or ended call, a bad role or form, and any bug in the handler (logged with its traceback
+and counted as ``internal_error``) get ``<Hangup/>``, or, for the caller's own webhook, the
+apology and ``<Hangup/>``. Status callbacks are not TwiML and keep their status codes (404 for an
+unknown call, 400 for a callback without ``CallSid``). A bad signature is a 403 everywhere: such a
+request did not come from Twilio. Unknown call ids on the media WebSocket refuse the upgrade.
 
 The calls themselves are reached through ``CallDirectory`` (``calls.supervisor.CallSupervisor``),
 so this Twilio package never imports the call code.
@@ -24,6 +30,7 @@ so this Twilio package never imports the call code.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +38,7 @@ from typing import Final, Protocol
 
 from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from callbridge.config import Config, pick_prompt
 from callbridge.log import get_logger
@@ -58,6 +66,10 @@ _ROUTES: Final = (
     ("/twilio/status/<call_id>/<role>", "status_callback", ("POST",)),
     ("/twiml/stream-ended/<call_id>/<role>", "stream_ended", ("POST",)),
 )
+# The routes whose answer Twilio runs as TwiML: they answer TwiML on every path.
+_TWIML_ENDPOINTS: Final = frozenset({"incoming_call", "operator_answered", "stream_ended"})
+
+View = Callable[..., Awaitable[Response]]
 
 
 class CallHandle(Protocol):
@@ -111,6 +123,8 @@ class TwilioWebhooks:
         bp = Blueprint("twilio", __name__)
         for rule, endpoint, methods in _ROUTES:
             view: Callable[..., Awaitable[ResponseReturnValue]] = getattr(self, endpoint)
+            if endpoint in _TWIML_ENDPOINTS:
+                view = self._always_twiml(getattr(self, endpoint), endpoint)
             bp.add_url_rule(rule, endpoint, view, methods=list(methods))
         return bp
 
@@ -121,11 +135,12 @@ class TwilioWebhooks:
         if form is None:
             return _error(403, "invalid signature")
         caller_sid = form.get("CallSid", "")
-        if not caller_sid:
-            self._counters["bad_request"] += 1
-            return _error(400, "CallSid missing")
         config = self._config
         language = config.languages.caller
+        if not caller_sid:
+            self._counters["bad_request"] += 1
+            log.warning("incoming_call_invalid", problem="CallSid missing")
+            return _twiml(self._apology())
         session = self._calls.admit(caller_sid=caller_sid, caller_number=form.get("From", ""))
         if session is None:
             self._counters["refused_calls"] += 1
@@ -135,7 +150,7 @@ class TwilioWebhooks:
         return _twiml(self._stream_twiml(session.record.id, Role.CALLER, greeting, language))
 
     async def operator_answered(self, call_id: str) -> Response:
-        checked = await self._call_request(call_id, Role.OPERATOR.value)
+        checked = await self._call_request(call_id, Role.OPERATOR.value, twiml=True)
         if isinstance(checked, Response):
             return checked
         form, session, _ = checked
@@ -147,7 +162,7 @@ class TwilioWebhooks:
         return _twiml(self._stream_twiml(session.record.id, Role.OPERATOR, intro, language))
 
     async def status_callback(self, call_id: str, role: str) -> Response:
-        checked = await self._call_request(call_id, role)
+        checked = await self._call_request(call_id, role, twiml=False)
         if isinstance(checked, Response):
             return checked
         form, session, party = checked
@@ -169,7 +184,7 @@ class TwilioWebhooks:
         return Response("", status=204)
 
     async def stream_ended(self, call_id: str, role: str) -> Response:
-        checked = await self._call_request(call_id, role)
+        checked = await self._call_request(call_id, role, twiml=True)
         if isinstance(checked, Response):
             return checked
         _, session, party = checked
@@ -197,17 +212,44 @@ class TwilioWebhooks:
         return None
 
     async def _call_request(
-        self, call_id: str, role: str
+        self, call_id: str, role: str, *, twiml: bool
     ) -> tuple[Mapping[str, str], CallHandle, Role] | Response:
         """A signed webhook about a live or recently ended call: its form, the call and the
-        party, or the error response to send (403 bad signature, 404 unknown call or role)."""
+        party, or the response to send (403 bad signature; an unknown call or role: 404, or
+        ``<Hangup/>`` when Twilio runs the answer as TwiML)."""
         form = await self._verified_form()
         if form is None:
             return _error(403, "invalid signature")
         session = self._calls.find_any(call_id)
         if session is None or role not in Role.__members__.values():
-            return self._unknown(call_id, request.path)
+            unknown = self._unknown(call_id, request.path)
+            return _twiml(hangup_twiml()) if twiml else unknown
         return form, session, Role(role)
+
+    def _always_twiml(self, view: View, endpoint: str) -> View:
+        """``view`` that answers TwiML even when it fails: a bug must not make Twilio play
+        "an application error has occurred" (or leave an operator in silence)."""
+
+        @functools.wraps(view)
+        async def guarded(**kwargs: str) -> Response:
+            try:
+                return await view(**kwargs)
+            except HTTPException as exc:
+                if not isinstance(exc, BadRequest):
+                    raise  # a deliberate HTTP answer (e.g. a body over the size limit)
+                self._counters["bad_request"] += 1
+                log.warning("webhook_invalid", route=request.path, error=exc.description)
+            except Exception:  # the last resort of a TwiML route; trio.Cancelled passes
+                self._counters["internal_error"] += 1
+                log.exception("webhook_failed", route=request.path, endpoint=endpoint)
+            fallback = self._apology() if endpoint == "incoming_call" else hangup_twiml()
+            return _twiml(fallback)
+
+        return guarded
+
+    def _apology(self) -> str:
+        language = self._config.languages.caller
+        return say_and_hangup_twiml(pick_prompt(self._config.prompts.apology, language), language)
 
     def _stream_twiml(self, call_id: str, role: Role, say: str, language: str) -> str:
         base = self._config.public_url

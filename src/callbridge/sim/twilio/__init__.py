@@ -40,6 +40,8 @@ Scenario JSON (every key optional; unknown keys are rejected)::
       "callbacks": {"duplicate": false, "reorder": false, "hold_s": 1.0},
       "rest_errors": [{"endpoint": "create", "status": 429, "times": 2,    # create|update|fetch
                        "after_acting": false}],      # true: do the work, then answer the error
+      "rest_delays": [{"endpoint": "create",         # create|update|fetch: takes effect at
+                       "delay_s": 2.0, "times": 1}], # once, answers delay_s later
       "faults": [{"kind": "slow_reader", "party": "caller", "at_s": 2.0, "duration_s": 3.0},
                  {"kind": "bad_signature", "target": "webhooks", "times": 1},
                  {"kind": "abrupt_close", "party": "operator", "on_hangup": true}],
@@ -70,7 +72,8 @@ Control endpoints (JSON)::
     POST /_sim/hangup     {"party": "caller"|"operator"} or {"call_sid"}  -> {"hung_up": [sids]}
     POST /_sim/dtmf       {"party": "caller", "digits": "*3", "gap_s": 0.3} -> {"streams": [sids]}
     POST /_sim/write-wavs {"dir": "/path"} -> {"files": [...]}   ({party}-heard.wav, -said.wav)
-    POST /_sim/faults     {"faults": [...], "rest_errors": [...]} -> counts (added at runtime)
+    POST /_sim/faults     {"faults": [...], "rest_errors": [...], "rest_delays": [...]}
+                          -> counts (added at runtime)
     POST /_sim/wait-idle  {"timeout_s": 60} -> {"idle": bool}   (all calls + callbacks finished)
     POST /_sim/stats      -> per stream since the previous call: lateness, jitter, underruns,
                           late ticks, warnings, tone onsets said/heard (load tests; meters.py)

@@ -61,6 +61,14 @@ async def _set_later(event: Any) -> None:
     event.set()
 
 
+async def _slow_answer(sim: TwilioSim, endpoint: str) -> None:
+    """An injected ``rest_delays`` entry: the request already took effect; answer later."""
+    delay = sim.take_rest_delay(endpoint)
+    if delay > 0:
+        sim.rest_log[-1]["delayed_s"] = delay
+        await trio.sleep(delay)
+
+
 def _json(data: Any, status: int = 200) -> Response:
     return Response(_dumps(data), status=status, content_type="application/json")
 
@@ -124,9 +132,10 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         fields: dict[str, Any] = {k: form.get(k) for k in form}
         fields["StatusCallbackEvent"] = form.getlist("StatusCallbackEvent")
         call = sim.create_outbound_call(fields)
+        body = call.to_json() | {"status": "queued"}
+        await _slow_answer(sim, "create")  # the call is placed (it rings) meanwhile
         if late_error is not None:
             return finish(late_error)
-        body = call.to_json() | {"status": "queued"}
         return finish(_json(body, 201))
 
     @app.route(base + "/Calls/<sid>.json", methods=["GET", "POST"])
@@ -139,8 +148,11 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         if call is None:
             return finish(twilio_error(20404, 404, request.path))
         if request.method == "GET":
-            return finish(late_error or _json(call.to_json()))
+            answer = late_error or _json(call.to_json())
+            await _slow_answer(sim, "fetch")
+            return finish(answer)
         answer = await _update(call, await request.form)
+        await _slow_answer(sim, "update")  # the update took effect; its answer is late
         return finish(late_error or answer)
 
     async def _update(call: Call, form: Any) -> Response:
@@ -216,13 +228,15 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         data = await request.get_json(silent=True) or {}
         try:
             parsed = scenario_from_dict(
-                {k: data[k] for k in ("faults", "rest_errors") if k in data}
+                {k: data[k] for k in ("faults", "rest_errors", "rest_delays") if k in data}
             )
         except ScenarioError as exc:
             return _json({"error": exc.problems}, 400)
         sim.add_faults(list(parsed.faults))
         sim.add_rest_errors(list(parsed.rest_errors))
-        return _json({"faults": len(sim.faults), "rest_errors": len(sim.rest_errors)})
+        sim.add_rest_delays(list(parsed.rest_delays))
+        counts = {"faults": len(sim.faults), "rest_errors": len(sim.rest_errors)}
+        return _json(counts | {"rest_delays": len(sim.rest_delays)})
 
     @app.post("/_sim/wait-idle")
     async def wait_idle() -> Response:

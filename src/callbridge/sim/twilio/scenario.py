@@ -22,6 +22,7 @@ __all__ = [
     "DtmfSpec",
     "Fault",
     "OperatorSpec",
+    "RestDelay",
     "RestError",
     "Scenario",
     "ScenarioError",
@@ -123,6 +124,17 @@ class RestError:
 
 
 @attrs.frozen
+class RestDelay:
+    """A slow REST answer: the request takes effect at once (the call is placed, hung up...),
+    and its answer comes ``delay_s`` later, as from a Twilio under load or a slow network. For
+    the next ``times`` requests to ``endpoint``."""
+
+    endpoint: str  # create | update | fetch
+    delay_s: float = 2.0
+    times: int = 1
+
+
+@attrs.frozen
 class CallbackOptions:
     duplicate: bool = False  # deliver every status callback twice
     reorder: bool = False  # swap each pair of consecutive callbacks of a call
@@ -160,6 +172,7 @@ class Scenario:
     default_operator: OperatorSpec = OperatorSpec()
     callbacks: CallbackOptions = CallbackOptions()
     rest_errors: tuple[RestError, ...] = ()
+    rest_delays: tuple[RestDelay, ...] = ()
     faults: tuple[Fault, ...] = ()
     dtmf: tuple[DtmfSpec, ...] = ()
     timing: Timing = Timing()
@@ -185,7 +198,8 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(["scenario must be a JSON object"])
     known = {
-        "caller", "operators", "default_operator", "callbacks", "rest_errors", "faults",
+        "caller", "operators", "default_operator", "callbacks", "rest_errors", "rest_delays",
+        "faults",
         "timing", "tone", "script", "ended_call_update_code", "dtmf",
     }  # fmt: skip
     problems += [f"unknown key {k!r}" for k in data if k not in known]
@@ -210,6 +224,9 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
             problems.append("operators must be an object keyed by phone number")
     kw["rest_errors"] = tuple(
         _build_list(RestError, data.get("rest_errors", []), "rest_errors", problems)
+    )
+    kw["rest_delays"] = tuple(
+        _build_list(RestDelay, data.get("rest_delays", []), "rest_delays", problems)
     )
     kw["faults"] = tuple(_build_list(Fault, data.get("faults", []), "faults", problems))
     kw["dtmf"] = tuple(_build_list(DtmfSpec, data.get("dtmf", []), "dtmf", problems))
@@ -248,6 +265,11 @@ def validate_scenario(s: Scenario) -> list[str]:
             problems.append(f"rest error endpoint {e.endpoint!r} not in {REST_ENDPOINTS}")
         if not (e.status == 429 or 500 <= e.status <= 599):
             problems.append(f"rest error status {e.status} must be 429 or 5xx")
+    for d in s.rest_delays:
+        if d.endpoint not in REST_ENDPOINTS:
+            problems.append(f"rest delay endpoint {d.endpoint!r} not in {REST_ENDPOINTS}")
+        if not isinstance(d.delay_s, int | float) or d.delay_s < 0:
+            problems.append(f"rest delay delay_s {d.delay_s!r} must be a number >= 0")
     problems += dtmf_problems(s.dtmf)
     problems += [
         f"caller.menu_digits: {d!r} is not made of keypad keys (0-9 * #)"

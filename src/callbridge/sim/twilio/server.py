@@ -50,6 +50,7 @@ async def serve_twilio_sim(
         )
         sim.add_rest_errors(list(scenario.rest_errors))
         nursery.start_soon(sim.engine.run)
+        sim.add_rest_delays(list(scenario.rest_delays))
         if scenario.script is not None:
             turns = load_turns(Path(scenario.script.path))
             sim.enable_script(Conversation(scenario.script, turns, {}))

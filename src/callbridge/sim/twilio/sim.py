@@ -17,7 +17,14 @@ from callbridge.sim.twilio.conversation import Conversation
 from callbridge.sim.twilio.engine import MediaEngine
 from callbridge.sim.twilio.media import StreamSession
 from callbridge.sim.twilio.meters import MsHistogram, ToneOnsets
-from callbridge.sim.twilio.scenario import CallerSpec, DtmfSpec, Fault, RestError, Scenario
+from callbridge.sim.twilio.scenario import (
+    CallerSpec,
+    DtmfSpec,
+    Fault,
+    RestDelay,
+    RestError,
+    Scenario,
+)
 from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Stream
 from callbridge.sim.twilio.webhooks import CallbackDispatcher, Signer, WebhookClient
@@ -58,6 +65,7 @@ class TwilioSim:
     streams: list[StreamSession] = attrs.field(factory=list)
     rest_log: list[dict[str, Any]] = attrs.field(factory=list)
     rest_errors: list[list[Any]] = attrs.field(factory=list)  # [RestError, remaining]
+    rest_delays: list[list[Any]] = attrs.field(factory=list)  # [RestDelay, remaining]
     shutdown_requested: trio.Event = attrs.field(factory=trio.Event)
     first_call: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=time.time)
@@ -84,6 +92,18 @@ class TwilioSim:
                 entry[1] = remaining - 1
                 return err  # type: ignore[no-any-return]
         return None
+
+    def add_rest_delays(self, delays: list[RestDelay]) -> None:
+        self.rest_delays.extend([d, d.times] for d in delays)
+
+    def take_rest_delay(self, endpoint: str) -> float:
+        """Seconds the answer to this request waits (after it took effect); 0 for none."""
+        for entry in self.rest_delays:
+            delay, remaining = entry
+            if delay.endpoint == endpoint and remaining > 0:
+                entry[1] = remaining - 1
+                return float(delay.delay_s)
+        return 0.0
 
     def party(self, name: str) -> Party:
         if name not in self.parties:
