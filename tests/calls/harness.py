@@ -10,11 +10,11 @@ import attrs
 import trio
 import trio.testing
 
-from callbridge.calls.operators import OperatorPool
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
 from callbridge.roles import Role
+from callbridge.routing import LanguageOperatorPool
 from callbridge.telephony.status import StatusUpdate
 from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq
 
@@ -43,7 +43,7 @@ class Harness:
     sink: FakeSink
     supervisor: CallSupervisor
     nursery: trio.Nursery
-    pool: OperatorPool
+    pool: LanguageOperatorPool
 
     def status(self, session: CallSession, sid: str, status: str, seq: int = 0) -> None:
         session.on_status(Role.OPERATOR, StatusUpdate(sid, status, seq, None, None, None))
@@ -112,7 +112,7 @@ class Harness:
 async def harness(config: Config | None = None, **links: Any) -> AsyncIterator[Harness]:
     config = config or make_config()
     control, fake_links, sink = FakeControl(), FakeLinks(**links), FakeSink()
-    pool = OperatorPool(config.operators.numbers)
+    pool = LanguageOperatorPool.from_config(config)
     deps = CallDeps(config, control, fake_links, sink, pool)
     supervisor = CallSupervisor(deps)
     async with trio.open_nursery() as nursery:

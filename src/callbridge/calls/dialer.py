@@ -1,6 +1,8 @@
 """``OperatorDialer``: rings operators for one call until one answers, through Twilio REST.
 
-Each attempt takes an idle number from the pool, creates the operator's call with a status callback
+Each attempt takes an idle operator from the pool (one who speaks the caller's language first:
+``routing.OperatorPool``), tells ``on_pick`` (the call's languages follow the pick's
+``BridgePlan``), creates the operator's call with a status callback
 to this call's URL, and follows it through status callbacks (and the answer webhook) until it is
 answered or reaches a terminal status; no word within the ring timeout cancels it. The next idle
 number is tried, up to ``operators.max_attempts``; then the call ends ``no_operator``.
@@ -18,19 +20,20 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 import trio
 
 from callbridge.calls.broadcast import CallBroadcaster
-from callbridge.calls.ports import CallControl, OperatorSource
+from callbridge.calls.ports import CallControl, OperatorPool
 from callbridge.config import Config
 from callbridge.errors import CallEnded, TwilioError
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Role
+from callbridge.routing import OperatorPick
 from callbridge.telephony.status import TERMINAL_STATUSES
 from callbridge.telephony.twiml import operator_twiml_url, status_callback_url
 
@@ -49,6 +52,8 @@ UNCERTAIN_CREATE_STATUSES: Final = frozenset({None, 500, 502, 504})
 # Twilio gives up ringing after Timeout (+ up to 5 s); past that with no word, we give up too.
 RING_SLACK_S: Final = 15.0
 ANSWERED_STATUSES: Final = frozenset({"in-progress", "answered"})
+# Returning a number to the pool at the call's end may not wait longer (a shared pool is remote).
+RELEASE_TIMEOUT_S: Final = 2.0
 
 
 class RingOutcome(enum.StrEnum):
@@ -88,15 +93,17 @@ class OperatorDialer:
         self,
         config: Config,
         control: CallControl,
-        operators: OperatorSource,
+        operators: OperatorPool,
         record: CallRecord,
         broadcaster: CallBroadcaster,
+        on_pick: Callable[[OperatorPick], None] | None = None,
     ) -> None:
         self._config = config
         self._control = control
         self._operators = operators
         self._record = record
         self._broadcaster = broadcaster
+        self._on_pick = on_pick
         self._status_send, self._status_recv = trio.open_memory_channel[StatusEvent](STATUS_QUEUE)
         self._nursery: trio.Nursery | None = None
         self.answered = trio.Event()
@@ -118,16 +125,20 @@ class OperatorDialer:
         self._nursery = nursery
         tried: set[str] = set()
         for attempt in range(1, self._config.operators.max_attempts + 1):
-            number = self._operators.acquire(tried)
-            if number is None:
+            # "auto" (detection pending) means no preference.
+            pick = await self._operators.acquire(tried, self._record.caller_language)
+            if pick is None:
                 break
+            number = pick.number
             tried.add(number)
             # Held from here on: ``release`` frees it if the call ends while this phone rings.
             self.number = number
+            if self._on_pick is not None:
+                self._on_pick(pick)
             if await self._ring(number, attempt) is RingOutcome.ANSWERED:
                 return
             self.number = None
-            self._operators.release(number)
+            await self._operators.release(number)
         raise CallEnded(EndReason.NO_OPERATOR, f"tried {len(tried)} operator(s)")
 
     async def _ring(self, number: str, attempt: int) -> RingOutcome:
@@ -235,8 +246,10 @@ class OperatorDialer:
         for orphan in self._dialed - {sid} - self._final.keys():
             await quietly(self._control.cancel(orphan), "cancel_orphan")
 
-    def release(self) -> None:
-        """The call is over: no more status events; the operator's number goes back to the pool."""
+    async def release(self) -> None:
+        """The call is over: no more status events; the operator's number goes back to the pool
+        (shielded and bounded: this runs in the call's cleanup, which may be cancelled)."""
         self._status_recv.close()
         if self.number is not None:
-            self._operators.release(self.number)
+            with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_S):
+                await self._operators.release(self.number)

@@ -8,7 +8,7 @@ Each message from Twilio is parsed (``telephony.media_stream.parse``) and counte
 - ``mark``: an echo of a mark we sent this party, for this party's output;
 - ``start``: this party's stream is up (its id is needed to send anything);
 - ``stop``, or the socket closing: this party hung up, which ends the call;
-- ``dtmf``: logged;
+- ``dtmf``: logged, and handed to ``on_key`` (the caller's: ``*`` then a digit switches language);
 - invalid messages: counted by reason, the first of each reason per leg logged.
 
 Error handling: raises ``CallEnded`` (``<role>_hangup``, or ``leg_timeout`` when nothing valid
@@ -17,6 +17,7 @@ came for ``media.leg_idle_timeout_s``), which ends the call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -62,6 +63,7 @@ class LegReceiver:
         translator: SpeechInput | None,
         bridged: trio.Event,
         idle_s: float,
+        on_key: Callable[[str], None] | None = None,
     ) -> None:
         self.role = leg.role
         self.stats: MediaStats = own_output.stats
@@ -71,6 +73,7 @@ class LegReceiver:
         self._translator = translator
         self._bridged = bridged
         self._idle_s = idle_s
+        self._on_key = on_key
         self._invalid_logged: set[str] = set()
 
     async def run(self) -> None:
@@ -110,6 +113,8 @@ class LegReceiver:
             raise CallEnded(EndReason.hangup(self.role), "media stream stopped")
         elif isinstance(event, Dtmf):
             log.info("dtmf", role=str(self.role), digit=event.digit)
+            if self._on_key is not None:
+                self._on_key(event.digit)  # never blocks: a task update runs elsewhere
 
     def _on_speech(self, payload: bytes) -> None:
         if not self._bridged.is_set():

@@ -10,6 +10,11 @@ The nursery holds, as the call goes on (``docs/architecture.md`` draws it):
 - per listener, a mixer task (``output.ListenerOutput``): hold audio, then the mix;
 - the broadcaster task (``broadcast.CallBroadcaster``), the call's only path to the transcript hub.
 
+The call's languages (``languages.CallLanguages``) start from the caller's, decided at admission;
+the dialer's pick makes the plan (translated, or bridged as is when the operator speaks the
+caller's language), and the caller's ``*digit`` keys and Palabra's detection change it as the
+call goes on. Prompts to the caller are in the caller's language.
+
 Any task failing cancels the whole call. The end reason comes from the first ``CallEnded`` raised
 (``caller_hangup``, ``operator_hangup``, ``no_operator``, ...), or from the failure's type
 (``translation_failed`` for Palabra, ``internal_error`` otherwise), or is ``shutdown``.
@@ -33,8 +38,9 @@ import trio
 from callbridge.audio import Pcm, hold_chime
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.dialer import OperatorDialer, StatusEvent, quietly
+from callbridge.calls.languages import CallLanguages
 from callbridge.calls.media import CallMedia
-from callbridge.calls.ports import CallControl, LinkOpener, OperatorSource, TranscriptSink
+from callbridge.calls.ports import CallControl, LinkOpener, OperatorPool, TranscriptSink
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_exceptions
 from callbridge.log import get_logger
@@ -64,7 +70,7 @@ class CallDeps:
     control: CallControl
     open_link: LinkOpener
     transcripts: TranscriptSink
-    operators: OperatorSource
+    operators: OperatorPool
     # Looped to the caller while the operator rings; loaded once at start-up.
     hold_audio: Pcm = attrs.field(factory=hold_chime)
 
@@ -80,8 +86,14 @@ class CallSession:
         self._ended = False
         config = deps.config
         self._broadcaster = CallBroadcaster(deps.transcripts)
+        self.languages = CallLanguages(config, record, self._broadcaster)
         self._dialer = OperatorDialer(
-            config, deps.control, deps.operators, record, self._broadcaster
+            config,
+            deps.control,
+            deps.operators,
+            record,
+            self._broadcaster,
+            on_pick=self.languages.operator_picked,
         )
         self.media = CallMedia(
             config.media,
@@ -91,6 +103,7 @@ class CallSession:
             broadcaster=self._broadcaster,
             call_id=record.id,
             palabra_chunk_ms=config.palabra.chunk_ms,
+            languages=self.languages,
         )
 
     # ---- called from web handlers (synchronous, never blocking) --------------------------------
@@ -152,8 +165,13 @@ class CallSession:
         """Run the call to its end. Never raises, except what is not an ``Exception``
         (``trio.Cancelled`` from above, ``KeyboardInterrupt``), re-raised after cleanup."""
         structlog.contextvars.bind_contextvars(call_id=self.record.id)
+        record = self.record
         log.info(
-            "call_started", caller_sid=self.record.caller_sid, caller=self.record.caller_number
+            "call_started",
+            caller_sid=record.caller_sid,
+            caller=record.caller_number,
+            caller_language=record.caller_language,
+            caller_language_source=record.caller_language_source,
         )
         self._broadcaster.call_updated(self.record)
         failure: BaseException | None = None
@@ -185,7 +203,10 @@ class CallSession:
         self.record.status = "connected"
         self._broadcaster.call_updated(self.record)
         log.info(
-            "call_bridged", operator=self._dialer.number, operator_sid=self.record.operator_sid
+            "call_bridged",
+            operator=self._dialer.number,
+            operator_sid=self.record.operator_sid,
+            translated=self.languages.translated,
         )
         self.media.bridge()
         self.media.start_output(nursery, Role.OPERATOR, self._leg_getter(Role.OPERATOR))
@@ -218,7 +239,7 @@ class CallSession:
         nowhere (no stream to end, no callback for an inbound call), so ask Twilio now and then."""
         config = self._deps.config
         arrived = self._leg_arrived[Role.CALLER]
-        greeting = pick_prompt(config.prompts.greeting, config.languages.caller)
+        greeting = pick_prompt(config.prompts.greeting, self.record.caller_language)
         allowance = config.media.legs_connect_timeout_s + len(greeting) * SAY_SECONDS_PER_CHAR
         with trio.move_on_after(allowance):
             while not arrived.is_set():
@@ -266,7 +287,7 @@ class CallSession:
             # sockets, the operator's number and the hub must not wait on Twilio.
             for leg in self._legs.values():
                 leg.close()
-            self._dialer.release()
+            await self._dialer.release()
             self._broadcaster.close(record)
 
     async def _end_caller_at_twilio(self, reason: EndReason) -> None:
@@ -275,7 +296,7 @@ class CallSession:
         if reason is EndReason.CALLER_HANGUP:
             return
         if reason.apologises:
-            language = config.languages.caller
+            language = self.record.caller_language
             text = pick_prompt(config.prompts.apology, language)
             twiml = say_and_hangup_twiml(text, language)
             await quietly(control.update_twiml(sid, twiml), "apologise_to_caller")
@@ -291,8 +312,12 @@ class CallSession:
             "caller_sid": record.caller_sid,
             "operator_sid": record.operator_sid,
             "operator": self._dialer.number,
+            **_languages(record),
+            "translated": self.languages.translated,
             **self.media.summary(),
         }
+        if self.languages.switches:
+            fields["language_switches"] = self.languages.switches
         if self._broadcaster.dropped:
             fields["transcript_dropped"] = self._broadcaster.dropped
         unexpected = [e for e in leaves(failure) if not isinstance(e, CallEnded | trio.Cancelled)]
@@ -300,3 +325,13 @@ class CallSession:
             log.error("call_ended", **fields, error=repr(unexpected[0]), exc_info=unexpected[0])
         else:
             log.info("call_ended", **fields)
+
+
+def _languages(record: CallRecord) -> dict[str, str]:
+    """Both parties' languages and how each was chosen (``routing.LanguageSource``)."""
+    return {
+        "caller_language": record.caller_language,
+        "caller_language_source": record.caller_language_source,
+        "operator_language": record.operator_language,
+        "operator_language_source": record.operator_language_source,
+    }

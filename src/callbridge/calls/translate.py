@@ -9,7 +9,12 @@ chunk costs a fifth of sixteen per-frame calls.
 Out: the link's events. Translated speech is downsampled to 8 kHz by one persistent resampler and
 queued, by utterance, in the listener's mixer (``voice`` mode only: in ``captions`` the listener
 hears the original alone). Transcripts become transcript events for the page. Warnings and errors
-are counted by code and logged once each.
+are counted by code and logged once each. A language Palabra detected (``LanguageDetected``) goes
+to ``on_language``.
+
+The link runs the task ``run`` is given (this call's languages); ``update_task`` changes it in
+place. ``run`` may run again after it was cancelled (``calls.translation.CallTranslation`` stops
+and restarts a call's translators when its languages say so).
 
 Error handling: the link raising (``PalabraUnavailable`` past its reconnect budget, a rejected
 task) or its events ending ends the call (``translation_failed``).
@@ -19,6 +24,8 @@ its goodbye, whenever the call's nursery is cancelled.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import trio
@@ -31,6 +38,7 @@ from callbridge.config import DirectionMode
 from callbridge.errors import PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.palabra.events import (
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -38,6 +46,7 @@ from callbridge.palabra.events import (
     Transcript,
 )
 from callbridge.palabra.link import LinkStats
+from callbridge.palabra.task import TaskSettings
 from callbridge.roles import Direction
 from callbridge.transcripts.events import TranscriptEvent
 
@@ -59,6 +68,7 @@ class Translator:
         broadcaster: CallBroadcaster,
         call_id: str,
         batch_samples: int = TWILIO_FRAME_SAMPLES,
+        on_language: Callable[[Direction, str], None] | None = None,
     ) -> None:
         self.direction = direction
         self.ready = trio.Event()
@@ -69,6 +79,7 @@ class Translator:
         self._listener = listener
         self._broadcaster = broadcaster
         self._call_id = call_id
+        self._on_language = on_language
         self._link: TranslatorLink | None = None
         self._up = upsampler_8k_to_24k()
         self._down = downsampler_24k_to_8k()
@@ -100,16 +111,35 @@ class Translator:
             self.feed_dropped += 1
         self._batched = 0
 
-    async def run(self) -> None:
-        """Open the link, then turn its events into audio and text until the call ends."""
-        async with self._open_link(self.direction) as link:
-            log.info("translator_ready", direction=str(self.direction))
-            self._link = link
-            self.ready.set()
-            async for event in link.events:
-                self._on_event(event)
+    async def run(
+        self,
+        settings: TaskSettings,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Open the link running ``settings``, then turn its events into audio and text until
+        the call ends. ``task_status.started()`` once the link is ready."""
+        try:
+            async with self._open_link(self.direction, settings) as link:
+                log.info("translator_ready", direction=str(self.direction))
+                self._link = link
+                self.ready.set()
+                task_status.started()
+                async for event in link.events:
+                    self._on_event(event)
+        finally:
+            self._link = None  # stopped: feed() drops nothing into a closed link
         msg = f"{self.direction} translator stopped sending events"
         raise PalabraUnavailable(msg)
+
+    async def update_task(self, settings: TaskSettings) -> bool:
+        """Run ``settings`` on the open link from now on (``PalabraLink.update_task``: may wait
+        up to 2 s for Palabra's rate limit). False when no link is open."""
+        link = self._link
+        if link is None:
+            return False
+        await link.update_task(settings)
+        return True
 
     def _on_event(self, event: PalabraEvent) -> None:
         if isinstance(event, SpeechChunk):
@@ -123,6 +153,8 @@ class Translator:
             self._on_notice(event.code, event.message)
         elif isinstance(event, ServerError):
             self._on_notice(event.code, event.desc)
+        elif isinstance(event, LanguageDetected) and self._on_language is not None:
+            self._on_language(self.direction, event.language)
 
     def _on_speech(self, chunk: SpeechChunk) -> None:
         pcm8 = self._down.process(chunk.pcm)
