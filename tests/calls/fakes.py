@@ -262,6 +262,18 @@ class FakePhone:
         await trio.sleep(seconds)
         self.speaking = False
 
+    async def press(self, keys: str) -> None:
+        """The party presses ``keys``: one ``dtmf`` message each, as Twilio sends them."""
+        for key in keys:
+            await self.send(
+                {
+                    "event": "dtmf",
+                    "streamSid": self.stream_sid,
+                    "sequenceNumber": str(next(self.sequence)),
+                    "dtmf": {"track": "inbound_track", "digit": key},
+                }
+            )
+
     async def stop(self) -> None:
         await self.send(
             {

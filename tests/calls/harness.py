@@ -14,7 +14,7 @@ from callbridge.calls.session import CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
 from callbridge.roles import Role
-from callbridge.routing import LanguageOperatorPool
+from callbridge.routing import CallerLanguage, LanguageOperatorPool
 from callbridge.telephony.status import StatusUpdate
 from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq
 
@@ -64,16 +64,21 @@ class Harness:
         self.nursery.start_soon(phone.stream)
         return phone
 
-    async def caller_call(self) -> tuple[CallSession, FakePhone]:
-        """A call admitted and its caller's stream on hold."""
-        session = self.supervisor.admit(caller_sid=CALLER_SID, caller_number="+15551112222")
+    async def caller_call(
+        self, language: CallerLanguage | None = None, number: str = "+15551112222"
+    ) -> tuple[CallSession, FakePhone]:
+        """A call admitted (the caller's ``language`` as the webhook decided it, else by the
+        rules without the menu) and its caller's stream on hold."""
+        session = self.supervisor.admit(
+            caller_sid=CALLER_SID, caller_number=number, language=language
+        )
         assert session is not None
         return session, await self.caller_on_hold(session)
 
     async def bridged_call(
-        self, operator_phase_s: float = 0.0
+        self, operator_phase_s: float = 0.0, language: CallerLanguage | None = None
     ) -> tuple[CallSession, FakePhone, FakePhone]:
-        session, caller = await self.caller_call()
+        session, caller = await self.caller_call(language)
         sid = await self.dialed()
         self.status(session, sid, "ringing", 1)
         assert session.operator_answered(sid)
@@ -99,7 +104,7 @@ class Harness:
 
     def assert_nothing_left(self, *phones: FakePhone) -> None:
         assert self.supervisor.active_count == 0
-        assert sorted(self.pool.idle) == sorted(self.config.operators.numbers), (
+        assert sorted(self.pool.idle) == sorted(op.number for op in self.pool.operators), (
             "operator number leaked"
         )
         assert all(link.closed for link in self.links.opened.values())
