@@ -121,8 +121,8 @@ def test_menu_then_star_digit_mid_call(stack_factory: StackFactory) -> None:
 
 
 def by_id(report: dict[str, Any], connection: dict[str, Any]) -> dict[str, Any]:
-    (found,) = [c for c in report["connections"] if c["id"] == connection["id"]]
-    return found
+    found: list[dict[str, Any]] = [c for c in report["connections"] if c["id"] == connection["id"]]
+    return found[0]
 
 
 def test_an_operator_who_speaks_the_callers_language_is_bridged_untranslated(
