@@ -144,6 +144,7 @@ async def test_a_stopped_translator_feeds_nothing_and_runs_again_on_a_new_link(
             first.cancel_scope.cancel()
         old = links.opened[DIRECTION]
         assert old.closed
+        assert task.link_stats is old.stats  # still there for the call's final metrics
         for _ in range(CHUNK_FRAMES):
             task.feed(tone())
         assert old.fed_samples == 0

@@ -81,6 +81,7 @@ class Translator:
         self._call_id = call_id
         self._on_language = on_language
         self._link: TranslatorLink | None = None
+        self._stats: LinkStats | None = None  # the last link's, kept after it closed
         self._up = upsampler_8k_to_24k()
         self._down = downsampler_24k_to_8k()
         self._batch = np.zeros(max(batch_samples, TWILIO_FRAME_SAMPLES), dtype=np.int16)
@@ -88,8 +89,9 @@ class Translator:
 
     @property
     def link_stats(self) -> LinkStats | None:
-        """The Palabra link's counters, once it is open."""
-        return self._link.stats if self._link is not None else None
+        """The Palabra link's counters, once it is open; the last link's after it closed (the
+        call's metrics are folded in after its links closed)."""
+        return self._stats
 
     def feed(self, pcm8: Pcm) -> None:
         """The speaker's next 8 kHz frame (from their receive task; never blocks). Nothing is
@@ -122,7 +124,7 @@ class Translator:
         try:
             async with self._open_link(self.direction, settings) as link:
                 log.info("translator_ready", direction=str(self.direction))
-                self._link = link
+                self._link, self._stats = link, link.stats
                 self.ready.set()
                 task_status.started()
                 async for event in link.events:
