@@ -147,6 +147,25 @@ async def test_a_second_operator_who_does_not_speak_the_callers_language_gets_a_
         await h.ended(session)
 
 
+async def test_a_second_operator_with_another_language_retasks_the_open_links(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    config = config_with(team=[OperatorEntry(SPEAKS_RU, ["de"])])  # rings first
+    async with harness(config) as h:
+        session, caller = await h.caller_call(RUSSIAN)
+        first = await h.dialed()
+        await trio.sleep(2)  # the links open while the German speaker's phone rings
+        opened = dict(h.links.opened)
+        assert languages_of(opened[C2O].settings) == ("ru", "de")
+        h.status(session, first, "no-answer", 2)
+        await answer(h, session, await h.dialed(2))
+        assert h.links.history == list(opened.values())  # the same links, not reopened
+        assert [languages_of(s) for s in opened[C2O].updates] == [("ru", "es")]
+        assert [languages_of(s) for s in opened[O2C].updates] == [("es", "ru")]
+        await caller.stop()
+        await h.ended(session)
+
+
 async def test_star_digit_switches_the_caller_and_updates_both_running_tasks(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -166,8 +185,10 @@ async def test_star_digit_switches_the_caller_and_updates_both_running_tasks(
         assert h.sink.records[-1]["caller_language"] == "de"
         await caller.press("3")  # a digit without "*" does nothing
         await caller.press("*9")  # nor a key the menu does not offer
+        await caller.press("*3")  # nor the language already chosen
         await trio.sleep(3)
         assert len(links[C2O].updates) == 1
+        assert session.languages.switches == 1
         assert session.ended is False
         await caller.stop()
         await h.ended(session)

@@ -91,9 +91,12 @@ class CallLanguages:
         """A key the caller pressed during the call (Twilio ``dtmf``); ``*`` then a menu digit
         switches their language."""
         chosen = self._switch.press(key, trio.current_time())
-        if chosen is None:
-            return
         record = self._record
+        if chosen is None or (chosen.language, chosen.source) == (
+            record.caller_language,
+            record.caller_language_source,
+        ):
+            return  # no switch, or to the language already chosen
         log.info(
             "caller_language_switched",
             language=chosen.language,
