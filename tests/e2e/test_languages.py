@@ -60,7 +60,7 @@ def test_by_prefix_and_by_detection(stack_factory: StackFactory) -> None:
     tasks = {first_task(c) for c in connections_since(stack, 0, 2)}
     assert tasks == {("ru", ("es",)), ("es", ("ru",))}
 
-    stack.place_call(**{"from": "+442079460000", "hangup_at_s": 14})
+    stack.place_call(**{"from": "+442079460000", "hangup_at_s": 20})
     daemon_event(stack, "caller_language_detected", language="ru")
     ended = daemon_events_when(stack, "call_ended", 2, timeout_s=60)[-1]
     assert ended["reason"] == "caller_hangup"
@@ -84,7 +84,7 @@ def test_menu_then_star_digit_mid_call(stack_factory: StackFactory) -> None:
         languages_toml='menu = ["en", "es", "de"]\nmenu_timeout_s = 2',
         greetings={"es": "Espere."},
     )
-    caller_sid = stack.place_call(menu_digits=["2"], hangup_at_s=45)
+    caller_sid = stack.place_call(menu_digits=["2"], hangup_at_s=60)
     daemon_event(stack, "call_bridged", translated=True)
     c2o, o2c = sorted(
         connections_since(stack, 0, 2), key=lambda c: c["tasks"][0]["source_language"]
@@ -131,7 +131,7 @@ def test_an_operator_who_speaks_the_callers_language_is_bridged_untranslated(
     stack = stack_factory(
         config_toml='[[operators.team]]\nnumber = "+15550200003"\nlanguages = ["en"]\n'
     )
-    stack.place_call(hangup_at_s=12)
+    stack.place_call(hangup_at_s=15)
     bridged = daemon_event(stack, "call_bridged")
     assert bridged["operator"] == "+15550200003" and bridged["translated"] is False
     ended = stack.call_ended(timeout_s=60)
