@@ -11,7 +11,6 @@ import httpx
 import trio
 
 from callbridge.audio import load_hold_audio
-from callbridge.calls.operators import OperatorPool
 from callbridge.calls.ports import LinkOpener, TranslatorLink
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor
@@ -20,7 +19,9 @@ from callbridge.config import Config
 from callbridge.metrics import Metrics
 from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.sink import MeteredTranscriptSink
+from callbridge.palabra.task import TaskSettings
 from callbridge.roles import Direction
+from callbridge.routing import LanguageOperatorPool
 from callbridge.telephony.rest import TwilioRest
 from callbridge.telephony.signature import SignatureChecker
 from callbridge.transcripts import TranscriptHub, open_transcript_hub
@@ -45,8 +46,10 @@ class Services:
 def _palabra_opener(config: Config, http: httpx.AsyncClient) -> LinkOpener:
     from callbridge.palabra import open_palabra_link
 
-    def open_link(direction: Direction) -> AbstractAsyncContextManager[TranslatorLink]:
-        return open_palabra_link(config, direction, http)
+    def open_link(
+        direction: Direction, settings: TaskSettings
+    ) -> AbstractAsyncContextManager[TranslatorLink]:
+        return open_palabra_link(config, direction, http, settings=settings)
 
     return open_link
 
@@ -71,7 +74,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             open_link=_palabra_opener(config, http),
             # The hub, timing translations and folding each ended call into the metrics.
             transcripts=MeteredTranscriptSink(hub, metrics),
-            operators=OperatorPool(config.operators.numbers),
+            # Operators with their languages: [[operators.team]] and operators.numbers.
+            operators=LanguageOperatorPool.from_config(config),
             hold_audio=hold_audio,
         )
         supervisor = CallSupervisor(deps)

@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 
 from callbridge.audio import ulaw_decode, ulaw_encode
 from callbridge.errors import PalabraUnavailable, TwilioError
-from callbridge.palabra.events import SpeechChunk, Transcript
+from callbridge.palabra.events import LanguageDetected, SpeechChunk, Transcript
 from callbridge.palabra.link import LinkStats
+from callbridge.palabra.task import TaskSettings
 from callbridge.records import CallRecord
 from callbridge.roles import Direction, Role
 from callbridge.sim.analysis import sine
@@ -98,8 +99,10 @@ class FakeControl:
 class FakeLink:
     """A ready Palabra link: records fed audio; tests push events or make it fail."""
 
-    def __init__(self, direction: Direction) -> None:
+    def __init__(self, direction: Direction, settings: TaskSettings) -> None:
         self.direction = direction
+        self.settings = settings
+        self.updates: list[TaskSettings] = []  # every update_task, in order
         self.fed_samples = 0
         self._send, self.events = trio.open_memory_channel[Any](100)
         self.failure = trio.Event()
@@ -116,6 +119,18 @@ class FakeLink:
     def feed(self, pcm24: NDArray[np.int16]) -> bool:
         self.fed_samples += len(pcm24)
         return True
+
+    async def update_task(self, settings: TaskSettings) -> None:
+        """As ``PalabraLink.update_task``: the new task runs after Palabra's 2 s rate limit."""
+        await trio.sleep(self.update_delay)
+        self.settings = settings
+        self.updates.append(settings)
+
+    update_delay = 0.0
+
+    def detect(self, language: str) -> None:
+        """Palabra reports the speaker's language (the task's source was ``auto``)."""
+        self._send.send_nowait(LanguageDetected(language, "t1", trio.current_time()))
 
     def speak(self, utterance_id: str, freq_hz: float, seconds: float, language: str) -> None:
         """Emit a translation: transcripts, then 200 ms chunks of a tone at 24 kHz."""
@@ -139,17 +154,21 @@ class FakeLinks:
     ready_delay: float = 0.5
     fail_open: bool = False
     goodbye_s: float = 0.0  # a slow Palabra: the shielded goodbye takes this long (or end_by)
-    opened: dict[Direction, FakeLink] = attrs.Factory(dict)
+    opened: dict[Direction, FakeLink] = attrs.Factory(dict)  # the last link of each direction
+    history: list[FakeLink] = attrs.Factory(list)  # every link opened, in order
     all_closed: bool = True
 
     @asynccontextmanager
-    async def __call__(self, direction: Direction) -> AsyncIterator[FakeLink]:
+    async def __call__(
+        self, direction: Direction, settings: TaskSettings
+    ) -> AsyncIterator[FakeLink]:
         await trio.sleep(self.ready_delay)
         if self.fail_open:
             msg = "palabra down"
             raise PalabraUnavailable(msg)
-        link = FakeLink(direction)
+        link = FakeLink(direction, settings)
         self.opened[direction] = link
+        self.history.append(link)
         async with trio.open_nursery() as nursery:
 
             async def fail_on_request() -> None:
@@ -286,6 +305,18 @@ class FakePhone:
         self.speaking = True
         await trio.sleep(seconds)
         self.speaking = False
+
+    async def press(self, keys: str) -> None:
+        """The party presses ``keys``: one ``dtmf`` message each, as Twilio sends them."""
+        for key in keys:
+            await self.send(
+                {
+                    "event": "dtmf",
+                    "streamSid": self.stream_sid,
+                    "sequenceNumber": str(next(self.sequence)),
+                    "dtmf": {"track": "inbound_track", "digit": key},
+                }
+            )
 
     async def stop(self) -> None:
         await self.send(

@@ -10,11 +10,11 @@ import attrs
 import trio
 import trio.testing
 
-from callbridge.calls.operators import OperatorPool
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config, load_config
 from callbridge.roles import Role
+from callbridge.routing import CallerLanguage, LanguageOperatorPool
 from callbridge.telephony.status import StatusUpdate
 from tests.calls.fakes import FakeControl, FakeLinks, FakePhone, FakeSink, role_freq, twilio_side
 
@@ -43,7 +43,7 @@ class Harness:
     sink: FakeSink
     supervisor: CallSupervisor
     nursery: trio.Nursery
-    pool: OperatorPool
+    pool: LanguageOperatorPool
 
     def status(self, session: CallSession, sid: str, status: str, seq: int = 0) -> None:
         session.on_status(Role.OPERATOR, StatusUpdate(sid, status, seq, None, None, None))
@@ -65,16 +65,21 @@ class Harness:
         self.nursery.start_soon(phone.stream)
         return phone
 
-    async def caller_call(self) -> tuple[CallSession, FakePhone]:
-        """A call admitted and its caller's stream on hold."""
-        session = self.supervisor.admit(caller_sid=CALLER_SID, caller_number="+15551112222")
+    async def caller_call(
+        self, language: CallerLanguage | None = None, number: str = "+15551112222"
+    ) -> tuple[CallSession, FakePhone]:
+        """A call admitted (the caller's ``language`` as the webhook decided it, else by the
+        rules without the menu) and its caller's stream on hold."""
+        session = self.supervisor.admit(
+            caller_sid=CALLER_SID, caller_number=number, language=language
+        )
         assert session is not None
         return session, await self.caller_on_hold(session)
 
     async def bridged_call(
-        self, operator_phase_s: float = 0.0
+        self, operator_phase_s: float = 0.0, language: CallerLanguage | None = None
     ) -> tuple[CallSession, FakePhone, FakePhone]:
-        session, caller = await self.caller_call()
+        session, caller = await self.caller_call(language)
         sid = await self.dialed()
         self.status(session, sid, "ringing", 1)
         operator = await self.operator_joins(session, sid, operator_phase_s)
@@ -109,7 +114,7 @@ class Harness:
 
     def assert_nothing_left(self, *phones: FakePhone) -> None:
         assert self.supervisor.active_count == 0
-        assert sorted(self.pool.idle) == sorted(self.config.operators.numbers), (
+        assert sorted(self.pool.idle) == sorted(op.number for op in self.pool.operators), (
             "operator number leaked"
         )
         assert all(link.closed for link in self.links.opened.values())
@@ -122,7 +127,7 @@ class Harness:
 async def harness(config: Config | None = None, **links: Any) -> AsyncIterator[Harness]:
     config = config or make_config()
     control, fake_links, sink = FakeControl(), FakeLinks(**links), FakeSink()
-    pool = OperatorPool(config.operators.numbers)
+    pool = LanguageOperatorPool.from_config(config)
     deps = CallDeps(config, control, fake_links, sink, pool)
     supervisor = CallSupervisor(deps)
     async with trio.open_nursery() as nursery:

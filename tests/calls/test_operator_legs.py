@@ -53,6 +53,7 @@ class TestACreateCannotBeUndone:
             assert FIRST not in h.pool.idle  # the operator's phone may be ringing
             await trio.sleep(2.0)
             assert ("cancel", sid) in h.control.actions
+            await trio.testing.wait_all_tasks_blocked()  # the release runs in the background
             assert FIRST in h.pool.idle
             assert session.operator_legs.settled.is_set()
             h.assert_nothing_left(caller)
@@ -72,6 +73,7 @@ class TestACreateCannotBeUndone:
             assert h.control.actions.count(("cancel", sid)) == 1  # not waiting for the create
             await trio.sleep(5.0)  # the create answers: already cancelled, not twice
             assert h.control.actions.count(("cancel", sid)) == 1
+            await trio.testing.wait_all_tasks_blocked()  # the release runs in the background
             assert FIRST in h.pool.idle
             h.assert_nothing_left(caller)
 
@@ -91,6 +93,7 @@ class TestACreateCannotBeUndone:
             assert not late_answer(h, session.record.id, sid)  # <Hangup/> for the operator
             assert FIRST not in h.pool.idle  # not over until Twilio says so
             late_status(h, session.record.id, sid, "completed")
+            await trio.testing.wait_all_tasks_blocked()  # the release runs in the background
             assert FIRST in h.pool.idle
             assert session.operator_legs.settled.is_set()
 
@@ -109,6 +112,7 @@ class TestACreateCannotBeUndone:
             assert FIRST not in h.pool.idle
             limit = h.config.operators.ring_timeout_s + 15.0
             await trio.sleep(limit)
+            await trio.testing.wait_all_tasks_blocked()  # the release runs in the background
             assert FIRST in h.pool.idle
             assert session.operator_legs.settled.is_set()
 

@@ -21,16 +21,20 @@ from callbridge.palabra.events import (
     SpeechLost,
     Transcript,
 )
+from callbridge.palabra.task import TaskSettings
 from callbridge.roles import Direction, Role
 from tests.calls.fakes import FakeLink, FakeLinks, FakeSink
+from tests.calls.harness import make_config
 from tests.calls.media_parts import output, tone
 
 DIRECTION = Direction.CALLER_TO_OPERATOR
 CHUNK_FRAMES = 16  # 320 ms, Palabra's input chunk
+SETTINGS = TaskSettings.resolve(make_config(), DIRECTION, caller_language="ru")
 
 
 def translator(
     mode: DirectionMode = "voice",
+    detected: list[tuple[Direction, str]] | None = None,
 ) -> tuple[Translator, FakeLinks, FakeSink, CallBroadcaster]:
     links, sink = FakeLinks(ready_delay=0.1), FakeSink()
     broadcaster = CallBroadcaster(sink)
@@ -43,6 +47,7 @@ def translator(
         broadcaster=broadcaster,
         call_id="c1",
         batch_samples=160 * CHUNK_FRAMES,
+        on_language=None if detected is None else lambda d, lang: detected.append((d, lang)),
     )
     return task, links, sink, broadcaster
 
@@ -53,7 +58,7 @@ async def test_audio_is_fed_upsampled_in_whole_palabra_chunks_once_the_link_is_r
     task, links, _, _ = translator()
     task.feed(tone())  # before the link exists: nowhere to go, nothing kept
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         await task.ready.wait()
         link = links.opened[DIRECTION]
         for _ in range(CHUNK_FRAMES - 1):
@@ -70,7 +75,7 @@ async def test_speech_reaches_the_listener_only_in_voice_mode_but_text_always(
 ) -> None:
     task, links, sink, broadcaster = translator(mode)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         nursery.start_soon(broadcaster.run)
         await task.ready.wait()
         links.opened[DIRECTION].speak("u1", 1300, 1.0, "es")
@@ -88,7 +93,7 @@ async def test_notices_are_counted_by_code_and_logged_once(
     task, links, _, _ = translator()
     with capture_logs() as logs:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(task.run)
+            nursery.start_soon(task.run, SETTINGS)
             await task.ready.wait()
             for _ in range(3):
                 links.opened[DIRECTION]._send.send_nowait(ServerWarning("TOO_FAST", "slow down"))
@@ -104,7 +109,7 @@ async def test_a_link_whose_events_end_fails_the_direction(
     task, links, _, _ = translator()
     with pytest.RaisesGroup(PalabraUnavailable, allow_unwrapped=True, flatten_subgroups=True):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(task.run)
+            nursery.start_soon(task.run, SETTINGS)
             await task.ready.wait()
             links.opened[DIRECTION]._send.close()
 
@@ -159,7 +164,7 @@ async def test_a_reconnect_after_three_of_six_chunks_ends_that_utterance(
     task, links, _, _ = translator()
     with capture_logs() as logs:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(task.run)
+            nursery.start_soon(task.run, SETTINGS)
             link = await running(task, links)
             await deliver(link, *(speech("u1", 3000, last=False) for _ in range(3)))
             await deliver(link, ConnectionLost("connection closed (1011 internal error)"))
@@ -184,7 +189,7 @@ async def test_the_next_utterance_ends_one_whose_last_chunk_never_came(
     next utterance's first chunk ends the unfinished one, and both play in order."""
     task, links, _, _ = translator()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         link = await running(task, links)
         await deliver(link, *(speech("u1", 3000, last=False) for _ in range(3)))
         await deliver(link, *(speech("u2", 3000, last=i == 1) for i in range(2)))
@@ -203,7 +208,7 @@ async def test_the_next_utterance_ends_one_whose_last_chunk_never_came(
 async def test_a_lost_chunk_ends_its_utterance(autojump_clock: trio.testing.MockClock) -> None:
     task, links, _, _ = translator()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         link = await running(task, links)
         await deliver(link, speech("u1", 3000, last=False))
         await deliver(link, SpeechLost("u1", 0, "the consumer fell behind"))
@@ -227,7 +232,7 @@ async def test_the_parts_of_a_translation_play_in_order_once_each(
     levels = {0: 1000, 1: 2000, 2: 3000}
     sizes = {0: 3, 1: 2, 2: 4}
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         link = await running(task, links)
         for part, size in sizes.items():
             flagged = every_part_flagged or part == 2
@@ -267,7 +272,7 @@ async def test_the_parts_of_a_translation_play_in_order_once_each(
 async def test_a_translations_parts_make_one_text(autojump_clock: trio.testing.MockClock) -> None:
     task, links, sink, broadcaster = translator()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task.run)
+        nursery.start_soon(task.run, SETTINGS)
         nursery.start_soon(broadcaster.run)
         link = await running(task, links)
         await deliver(
@@ -285,3 +290,51 @@ async def test_a_translations_parts_make_one_text(autojump_clock: trio.testing.M
         ("translation", "Hola, ¿cómo estás hoy?"),
     ]
     assert {e.utterance_id for e in sink.events} == {"t"}
+
+
+async def test_the_link_opens_with_the_task_run_is_given_and_update_task_changes_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    task, links, _, _ = translator()
+    spanish = SETTINGS.with_languages("es", "en")
+    assert not await task.update_task(spanish)  # no link open: nothing to update
+    async with trio.open_nursery() as nursery:
+        await nursery.start(task.run, SETTINGS)  # started = the link is ready
+        link = links.opened[DIRECTION]
+        assert link.settings.source_language == "ru"
+        assert await task.update_task(spanish)
+        assert link.updates == [spanish]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_detected_language_goes_to_on_language(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    detected: list[tuple[Direction, str]] = []
+    task, links, _, _ = translator(detected=detected)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(task.run, SETTINGS)
+        links.opened[DIRECTION].detect("ru")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert detected == [(DIRECTION, "ru")]
+
+
+async def test_a_stopped_translator_feeds_nothing_and_runs_again_on_a_new_link(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    task, links, _, _ = translator()
+    async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as first:
+            first.start_soon(task.run, SETTINGS)
+            await task.ready.wait()
+            first.cancel_scope.cancel()
+        old = links.opened[DIRECTION]
+        assert old.closed
+        assert task.link_stats is old.stats  # still there for the call's final metrics
+        for _ in range(CHUNK_FRAMES):
+            task.feed(tone())
+        assert old.fed_samples == 0
+        await nursery.start(task.run, SETTINGS)
+        assert links.opened[DIRECTION] is not old and len(links.history) == 2
+        nursery.cancel_scope.cancel()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import trio
 
-from callbridge.calls.operators import OperatorPool as SupervisorPool
 from callbridge.cluster import LocalOperatorPool, RedisOperatorPool
 from callbridge.cluster.redis_client import RedisAdapter
+from callbridge.routing import LanguageOperatorPool, Operator
 
 from .helpers import adapter
 
@@ -18,15 +18,19 @@ def _pool(r: RedisAdapter, prefix: str, instance: str, ttl_s: float = 30.0) -> R
 
 
 async def test_local_pool_behaves_exactly_like_the_supervisors() -> None:
-    ours, theirs = LocalOperatorPool(NUMBERS), SupervisorPool(NUMBERS)
+    ours = LocalOperatorPool(NUMBERS)
+    theirs = LanguageOperatorPool([Operator(n, ("en",)) for n in NUMBERS])
     script = [("acquire", set()), ("acquire", {NUMBERS[2]}), ("release", NUMBERS[0])]
     script += [("acquire", set())] * 3 + [("release", NUMBERS[1]), ("acquire", {NUMBERS[1]})]
     for step, arg in script:
         if step == "acquire":
-            assert await ours.acquire(arg) == theirs.acquire(arg)  # type: ignore[arg-type]
+            assert isinstance(arg, set)
+            pick = await theirs.acquire(arg)
+            assert await ours.acquire(arg) == (pick.number if pick else None)
         else:
-            await ours.release(arg)  # type: ignore[arg-type]
-            theirs.release(arg)  # type: ignore[arg-type]
+            assert isinstance(arg, str)
+            await ours.release(arg)
+            await theirs.release(arg)
         assert await ours.idle() == theirs.idle
 
 

@@ -32,6 +32,11 @@ class TestRuleOrder:
         assert r.decide("+74951234567") == CallerLanguage("ru", PREFIX)
         assert r.decide("+74951234567", "2") == CallerLanguage("ru", PREFIX)
 
+    def test_without_menu_is_the_prefix_else_the_fallback_never_the_menu(self) -> None:
+        r = rules(by_prefix={"+7": "ru"}, menu=["en", "es"], default="auto", detectable=["en"])
+        assert r.without_menu("+7 495") == CallerLanguage("ru", PREFIX)
+        assert r.without_menu("+1555") == CallerLanguage("auto", DETECTED, ("en",))
+
     def test_menu_is_asked_when_no_prefix_matches(self) -> None:
         r = rules(by_prefix={"+7": "ru"}, menu=["en", "es", "ru"])
         assert r.decide("+15551234567") == MenuRequired(

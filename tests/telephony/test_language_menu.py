@@ -8,8 +8,8 @@ import pytest
 
 from callbridge.config import Config, LanguagesConfig, PromptsConfig
 from callbridge.routing import LanguageRules, LanguageSource
-from callbridge.routing.menu import menu_prompts, prompt_for
 from callbridge.telephony import twiml
+from callbridge.telephony.language_menu import menu_prompts, prompt_for
 from callbridge.telephony.twiml import MenuPrompt
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'

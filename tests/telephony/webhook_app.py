@@ -12,10 +12,10 @@ from quart_trio import QuartTrio
 from twilio.request_validator import RequestValidator
 
 from callbridge.app import create_app
-from callbridge.calls.operators import OperatorPool
 from callbridge.calls.session import CallDeps
 from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
+from callbridge.routing import LanguageOperatorPool
 from callbridge.services import Services
 from callbridge.telephony.signature import SignatureChecker
 from tests.calls.fakes import FakeControl, FakeLinks, FakeSink
@@ -50,7 +50,7 @@ async def build_app(
 ) -> AsyncIterator[tuple[QuartTrio, Services, FakeControl]]:
     control = FakeControl()
     deps = CallDeps(
-        config, control, FakeLinks(), FakeSink(), OperatorPool(config.operators.numbers)
+        config, control, FakeLinks(), FakeSink(), LanguageOperatorPool.from_config(config)
     )
     supervisor = CallSupervisor(deps)
     await nursery.start(supervisor.run)

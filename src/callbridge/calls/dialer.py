@@ -1,6 +1,8 @@
 """``OperatorDialer``: rings operators for one call until one answers, through Twilio REST.
 
-Each attempt takes an idle number from the pool, creates the operator's call with a status callback
+Each attempt takes an idle operator from the pool (one who speaks the caller's language first:
+``routing.OperatorPool``), tells ``on_pick`` (the call's languages follow the pick's
+``BridgePlan``), creates the operator's call with a status callback
 to this call's URL, and follows it through status callbacks (and the answer webhook) until it is
 answered or reaches a terminal status; no word within the ring timeout cancels it. The next idle
 number is tried, up to ``operators.max_attempts``; then the call ends ``no_operator``.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import trio
@@ -36,12 +38,13 @@ from callbridge.calls.operator_legs import (
     OperatorLegs,
     StatusEvent,
 )
-from callbridge.calls.ports import CallControl, OperatorSource
+from callbridge.calls.ports import CallControl, OperatorPool
 from callbridge.config import Config
 from callbridge.errors import CallEnded, TwilioError
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Role
+from callbridge.routing import OperatorPick
 from callbridge.telephony.status import TERMINAL_STATUSES
 from callbridge.telephony.twiml import operator_twiml_url, status_callback_url
 
@@ -92,10 +95,11 @@ class OperatorDialer:
         self,
         config: Config,
         control: CallControl,
-        operators: OperatorSource,
+        operators: OperatorPool,
         record: CallRecord,
         broadcaster: CallBroadcaster,
         background: trio.Nursery,
+        on_pick: Callable[[OperatorPick], None] | None = None,
     ) -> None:
         self._config = config
         self._record = record
@@ -110,6 +114,7 @@ class OperatorDialer:
             hold_limit_s=config.operators.ring_timeout_s + RING_SLACK_S,
             forward=self._forward,
         )
+        self._on_pick = on_pick
         self.answered = trio.Event()
         self.number: str | None = None  # the number this call rings or talks to
 
@@ -134,11 +139,15 @@ class OperatorDialer:
         """Ring operators until one answers. Raises ``CallEnded(no_operator)``."""
         tried: set[str] = set()
         for attempt in range(1, self._config.operators.max_attempts + 1):
-            number = self.legs.acquire(tried)
-            if number is None:
+            # "auto" (detection pending) means no preference.
+            pick = await self.legs.acquire(tried, self._record.caller_language)
+            if pick is None:
                 break
+            number = pick.number
             tried.add(number)
             self.number = number
+            if self._on_pick is not None:
+                self._on_pick(pick)
             if await self._ring(number, attempt) is RingOutcome.ANSWERED:
                 return
             self.number = None

@@ -81,7 +81,7 @@ class CallEnding:
         if reason is EndReason.CALLER_HANGUP:
             return
         if reason.apologises:
-            language = config.languages.caller
+            language = self._record.caller_language
             text = pick_prompt(config.prompts.apology, language)
             twiml = say_and_hangup_twiml(text, language)
             await quietly(control.update_twiml(sid, twiml), "apologise_to_caller")

@@ -11,6 +11,12 @@ Per call (``LegReceiver``, ``Translator`` and ``ListenerOutput`` are each one ta
 A speaker's audio reaches only the *other* party's output, so nobody hears themselves or their
 own translation. A direction in ``passthrough`` mode has no translator (no Palabra session).
 Originals flow only once the call is bridged (``bridge``).
+
+Whether the translators run, and with which languages, is the call's own
+(``translation.CallTranslation`` following ``languages.CallLanguages``): a call whose operator
+speaks the caller's language runs none, and both listeners hear the original alone (a ``voice``
+mixer that is never given translated speech plays the original at ``original_gain_db``, as
+``passthrough`` does). The caller's keys go to ``CallLanguages.on_key``.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import trio
 
 from callbridge.audio import FRAME_MS, TWILIO_RATE, Pcm
 from callbridge.calls.broadcast import CallBroadcaster
+from callbridge.calls.languages import CallLanguages
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.output import ListenerOutput
 from callbridge.calls.ports import LinkOpener
 from callbridge.calls.receive import LegReceiver, LegStatus
 from callbridge.calls.translate import Translator
+from callbridge.calls.translation import CallTranslation
 from callbridge.config import DirectionMode, MediaConfig
 from callbridge.roles import Direction, Role
 from callbridge.telephony.legs import MediaLeg
@@ -47,8 +55,10 @@ class CallMedia:
         broadcaster: CallBroadcaster,
         call_id: str,
         palabra_chunk_ms: int,
+        languages: CallLanguages,
     ) -> None:
         self._config = media
+        self._languages = languages
         self.bridged = trio.Event()
         self.outputs = {
             listener: ListenerOutput(
@@ -73,10 +83,12 @@ class CallMedia:
                 broadcaster=broadcaster,
                 call_id=call_id,
                 batch_samples=TWILIO_RATE * palabra_chunk_ms // 1000,
+                on_language=languages.on_detected,
             )
             for direction, mode in modes.items()
             if mode != "passthrough"
         }
+        self.translation = CallTranslation(self.translators, languages)
         self.receivers: dict[Role, LegReceiver] = {}
 
     def receiver(self, leg: MediaLeg, leg_status: LegStatus | None = None) -> LegReceiver:
@@ -91,14 +103,16 @@ class CallMedia:
             bridged=self.bridged,
             idle_s=self._config.leg_idle_timeout_s,
             leg_status=leg_status,
+            # Twilio sends keys only from the caller's phone; they may switch the caller's language.
+            on_key=self._languages.on_key if role is Role.CALLER else None,
         )
         self.receivers[role] = receiver
         return receiver
 
     def start_translators(self, nursery: trio.Nursery) -> None:
-        """Open every translator now (while the operator's phone rings)."""
-        for translator in self.translators.values():
-            nursery.start_soon(translator.run, name=f"translator-{translator.direction}")
+        """Run the translators as the call's languages require: opened as soon as an operator is
+        picked (while their phone rings), updated or stopped when the languages change."""
+        nursery.start_soon(self.translation.run, name="translation")
 
     def start_output(
         self, nursery: trio.Nursery, role: Role, get_leg: Callable[[], Awaitable[MediaLeg]]
@@ -107,11 +121,10 @@ class CallMedia:
         nursery.start_soon(self.outputs[role].run, get_leg, name=f"output-{role}")
 
     async def wait_translators_ready(self) -> None:
-        for translator in self.translators.values():
-            await translator.ready.wait()
+        await self.translation.wait_ready()
 
     def translators_ready(self) -> bool:
-        return all(t.ready.is_set() for t in self.translators.values())
+        return self.translation.ready()
 
     async def wait_streams_started(self) -> None:
         for output in self.outputs.values():
@@ -134,6 +147,7 @@ class CallMedia:
                 },
                 "translator_cut": {str(d): t.cut for d, t in self.translators.items()},
                 "translator_notices": self._notices(),
+                "translator_task_updates": self.translation.task_updates,
             }
         )
 

@@ -30,9 +30,10 @@ from typing import Any, Final
 import attrs
 import trio
 
-from callbridge.calls.ports import CallControl, OperatorSource
+from callbridge.calls.ports import CallControl, OperatorPool
 from callbridge.errors import TwilioError
 from callbridge.log import get_logger
+from callbridge.routing import OperatorPick
 from callbridge.telephony.status import TERMINAL_STATUSES
 
 __all__ = [
@@ -51,6 +52,8 @@ ANSWERED_STATUSES: Final = frozenset({"in-progress", "answered"})
 UNCERTAIN_CREATE_STATUSES: Final = frozenset({None, 500, 502, 504})
 # How long a status callback of such a call may take to show up before we stop expecting it.
 UNCERTAIN_CREATE_WAIT_S: Final = 3.0
+# Returning a number to the pool may not wait longer (a shared pool is remote).
+RELEASE_TIMEOUT_S: Final = 2.0
 
 
 def start_guarded(
@@ -101,7 +104,7 @@ class OperatorLegs:
     def __init__(
         self,
         control: CallControl,
-        operators: OperatorSource,
+        operators: OperatorPool,
         background: trio.Nursery,
         *,
         hold_limit_s: float,
@@ -124,13 +127,14 @@ class OperatorLegs:
 
     # ---- the dialer's side -------------------------------------------------------------------
 
-    def acquire(self, exclude: set[str]) -> str | None:
-        """An idle operator number not in ``exclude``, now held for a new attempt."""
-        number = self._operators.acquire(exclude)
-        if number is not None:
-            self._held.add(number)
-            self._attempt, self._expect, self.wanted = number, None, None
-        return number
+    async def acquire(self, exclude: set[str], caller_language: str | None) -> OperatorPick | None:
+        """An idle operator not in ``exclude`` (one who speaks ``caller_language`` first), now
+        held for a new attempt."""
+        pick = await self._operators.acquire(exclude, caller_language)
+        if pick is not None:
+            self._held.add(pick.number)
+            self._attempt, self._expect, self.wanted = pick.number, None, None
+        return pick
 
     def start_create(self, number: str, create: Mapping[str, Any]) -> int:
         """Create the operator's call (``CallControl.create_call(**create)``) in the background;
@@ -308,9 +312,16 @@ class OperatorLegs:
         busy.add(self._attempt)
         for number in sorted(self._held - busy):
             self._held.discard(number)
-            self._operators.release(number)
+            start_guarded(self._background, self._release, number, name=f"release-{number}")
         if self.ended and not self._held and not self._creates:
             self.settled.set()
+
+    async def _release(self, number: str) -> None:
+        # A shared pool is remote (Redis): bounded, so a slow store cannot hold the call's end.
+        with trio.move_on_after(RELEASE_TIMEOUT_S):
+            await self._operators.release(number)
+            return
+        log.warning("operator_release_timed_out", operator=number, timeout_s=RELEASE_TIMEOUT_S)
 
     async def _expire(self) -> None:
         """Twilio never said: after ``hold_limit_s`` give the numbers back anyway."""

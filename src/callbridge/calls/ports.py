@@ -1,7 +1,9 @@
-"""The seams of a call: what a session needs from Twilio REST, Palabra and the transcript hub.
+"""The seams of a call: what a session needs from Twilio REST, Palabra, the transcript hub and
+the operator pool.
 
-Production code passes ``TwilioRest``, ``open_palabra_link`` and ``TranscriptHub``; tests pass
-in-memory fakes, which is what lets a whole call run on trio's mock clock.
+Production code passes ``TwilioRest``, ``open_palabra_link``, ``TranscriptHub`` and
+``routing.LanguageOperatorPool``; tests pass in-memory fakes, which is what lets a whole call run
+on trio's mock clock.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import trio
 from callbridge.audio import Pcm
 from callbridge.palabra.events import PalabraEvent
 from callbridge.palabra.link import LinkStats
+from callbridge.palabra.task import TaskSettings
 from callbridge.records import CallRecord
 from callbridge.roles import Direction
+from callbridge.routing import OperatorPool
 from callbridge.telephony.rest import CallInfo
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["CallControl", "LinkOpener", "OperatorSource", "TranscriptSink", "TranslatorLink"]
+__all__ = ["CallControl", "LinkOpener", "OperatorPool", "TranscriptSink", "TranslatorLink"]
 
 
 class CallControl(Protocol):
@@ -60,8 +64,11 @@ class TranslatorLink(Protocol):
     def end_by(self, deadline: float) -> None:
         """Cut the goodbye at ``deadline`` (trio time) at the latest (a daemon stopping)."""
 
+    async def update_task(self, settings: TaskSettings) -> None: ...
 
-LinkOpener = Callable[[Direction], AbstractAsyncContextManager[TranslatorLink]]
+
+# Opens a direction's link running this call's task (its languages: ``TaskSettings.resolve``).
+LinkOpener = Callable[[Direction, TaskSettings], AbstractAsyncContextManager[TranslatorLink]]
 
 
 class TranscriptSink(Protocol):
@@ -70,11 +77,3 @@ class TranscriptSink(Protocol):
     def publish(self, event: TranscriptEvent) -> None: ...
 
     def call_updated(self, record: CallRecord) -> None: ...
-
-
-class OperatorSource(Protocol):
-    """Which operator to ring next (``callbridge.calls.operators.OperatorPool``)."""
-
-    def acquire(self, exclude: set[str]) -> str | None: ...
-
-    def release(self, number: str) -> None: ...

@@ -10,7 +10,7 @@ Each message from Twilio is parsed (``telephony.media_stream.parse``) and counte
 - ``stop``: this party hung up, which ends the call;
 - the socket ending without a ``stop`` (it broke) ends the call as ``media_lost``, and a message
   over ``MAX_MESSAGE_CHARS`` (nothing Twilio sends comes near it) as ``media_too_large``, at once;
-- ``dtmf``: logged;
+- ``dtmf``: logged, and handed to ``on_key`` (the caller's: ``*`` then a digit switches language);
 - invalid messages: counted by reason, the first of each reason per leg logged.
 
 A quiet leg is not a hung-up leg: when nothing valid came for ``media.leg_idle_timeout_s``, the
@@ -83,6 +83,7 @@ class LegReceiver:
         bridged: trio.Event,
         idle_s: float,
         leg_status: LegStatus | None = None,
+        on_key: Callable[[str], None] | None = None,
     ) -> None:
         self.role = leg.role
         self.stats: MediaStats = own_output.stats
@@ -93,6 +94,7 @@ class LegReceiver:
         self._bridged = bridged
         self._idle_s = idle_s
         self._leg_status = leg_status
+        self._on_key = on_key
         self._invalid_logged: set[str] = set()
         self.quiet_kept = 0  # idle timeouts survived because Twilio reported the leg live
 
@@ -148,6 +150,8 @@ class LegReceiver:
             raise CallEnded(EndReason.hangup(self.role), "media stream stopped")
         elif isinstance(event, Dtmf):
             log.info("dtmf", role=str(self.role), digit=event.digit)
+            if self._on_key is not None:
+                self._on_key(event.digit)  # never blocks: a task update runs elsewhere
 
     def _on_speech(self, payload: bytes) -> None:
         if not self._bridged.is_set():

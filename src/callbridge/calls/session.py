@@ -10,6 +10,11 @@ The nursery holds, as the call goes on (``docs/architecture.md`` draws it):
 - per listener, a mixer task (``output.ListenerOutput``): hold audio, then the mix;
 - the broadcaster task (``broadcast.CallBroadcaster``), the call's only path to the transcript hub.
 
+The call's languages (``languages.CallLanguages``) start from the caller's, decided at admission;
+the dialer's pick makes the plan (translated, or bridged as is when the operator speaks the
+caller's language), and the caller's ``*digit`` keys and Palabra's detection change it as the
+call goes on. Prompts to the caller are in the caller's language.
+
 Any task failing cancels the whole call. The end reason comes from the first ``CallEnded`` raised
 (``caller_hangup``, ``operator_hangup``, ``no_operator``, ...), or from the failure's type
 (``translation_failed`` for Palabra, ``internal_error`` otherwise), or is ``shutdown``.
@@ -39,17 +44,19 @@ from callbridge.audio import Pcm, hold_chime
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.dialer import OperatorDialer, StatusEvent
 from callbridge.calls.ending import CLEANUP_TIMEOUT_S, CallEnding
+from callbridge.calls.languages import CallLanguages
 from callbridge.calls.media import CallMedia
 from callbridge.calls.ports import (
     CallControl,
     LinkOpener,
-    OperatorSource,
+    OperatorPool,
     TranscriptSink,
     TranslatorLink,
 )
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_exceptions
 from callbridge.log import get_logger
+from callbridge.palabra.task import TaskSettings
 from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Direction, Role
 from callbridge.telephony.legs import Inbound, MediaLeg
@@ -76,7 +83,7 @@ class CallDeps:
     control: CallControl
     open_link: LinkOpener
     transcripts: TranscriptSink
-    operators: OperatorSource
+    operators: OperatorPool
     # Looped to the caller while the operator rings; loaded once at start-up.
     hold_audio: Pcm = attrs.field(factory=hold_chime)
 
@@ -97,8 +104,15 @@ class CallSession:
         self._links_end_by = math.inf
         config = deps.config
         self._broadcaster = CallBroadcaster(deps.transcripts)
+        self.languages = CallLanguages(config, record, self._broadcaster)
         self._dialer = OperatorDialer(
-            config, deps.control, deps.operators, record, self._broadcaster, background
+            config,
+            deps.control,
+            deps.operators,
+            record,
+            self._broadcaster,
+            background,
+            on_pick=self.languages.operator_picked,
         )
         self.operator_legs = self._dialer.legs
         self._ending = CallEnding(config, deps.control, record, self._dialer, background)
@@ -110,6 +124,7 @@ class CallSession:
             broadcaster=self._broadcaster,
             call_id=record.id,
             palabra_chunk_ms=config.palabra.chunk_ms,
+            languages=self.languages,
         )
 
     # ---- called from web handlers (synchronous, never blocking) --------------------------------
@@ -179,10 +194,12 @@ class CallSession:
             self._nursery.cancel_scope.cancel()
 
     @asynccontextmanager
-    async def _open_link(self, direction: Direction) -> AsyncIterator[TranslatorLink]:
+    async def _open_link(
+        self, direction: Direction, settings: TaskSettings
+    ) -> AsyncIterator[TranslatorLink]:
         """The deps' link opener, remembering the open links so ``cancel`` can hurry their
         goodbyes (a shutdown cannot wait ``palabra.end_timeout_s`` for a slow Palabra)."""
-        async with self._deps.open_link(direction) as link:
+        async with self._deps.open_link(direction, settings) as link:
             self._links.append(link)
             link.end_by(self._links_end_by)
             try:
@@ -196,8 +213,13 @@ class CallSession:
         """Run the call to its end. Never raises, except what is not an ``Exception``
         (``trio.Cancelled`` from above, ``KeyboardInterrupt``), re-raised after cleanup."""
         structlog.contextvars.bind_contextvars(call_id=self.record.id)
+        record = self.record
         log.info(
-            "call_started", caller_sid=self.record.caller_sid, caller=self.record.caller_number
+            "call_started",
+            caller_sid=record.caller_sid,
+            caller=record.caller_number,
+            caller_language=record.caller_language,
+            caller_language_source=record.caller_language_source,
         )
         self._broadcaster.call_updated(self.record)
         failure: BaseException | None = None
@@ -242,7 +264,10 @@ class CallSession:
         self.record.status = "connected"
         self._broadcaster.call_updated(self.record)
         log.info(
-            "call_bridged", operator=self._dialer.number, operator_sid=self.record.operator_sid
+            "call_bridged",
+            operator=self._dialer.number,
+            operator_sid=self.record.operator_sid,
+            translated=self.languages.translated,
         )
         self.media.bridge()
         self.media.start_output(nursery, Role.OPERATOR, self._leg_getter(Role.OPERATOR))
@@ -275,7 +300,7 @@ class CallSession:
         nowhere (no stream to end, no callback for an inbound call), so ask Twilio now and then."""
         config = self._deps.config
         arrived = self._leg_arrived[Role.CALLER]
-        greeting = pick_prompt(config.prompts.greeting, config.languages.caller)
+        greeting = pick_prompt(config.prompts.greeting, self.record.caller_language)
         allowance = config.media.legs_connect_timeout_s + len(greeting) * SAY_SECONDS_PER_CHAR
         with trio.move_on_after(allowance):
             while not arrived.is_set():
@@ -346,8 +371,12 @@ class CallSession:
             "caller_sid": record.caller_sid,
             "operator_sid": record.operator_sid,
             "operator": self._dialer.number,
+            **_languages(record),
+            "translated": self.languages.translated,
             **self.media.summary(),
         }
+        if self.languages.switches:
+            fields["language_switches"] = self.languages.switches
         if self._broadcaster.dropped:
             fields["transcript_dropped"] = self._broadcaster.dropped
         kept = {str(r): rx.quiet_kept for r, rx in self.media.receivers.items() if rx.quiet_kept}
@@ -358,3 +387,13 @@ class CallSession:
             log.error("call_ended", **fields, error=repr(unexpected[0]), exc_info=unexpected[0])
         else:
             log.info("call_ended", **fields)
+
+
+def _languages(record: CallRecord) -> dict[str, str]:
+    """Both parties' languages and how each was chosen (``routing.LanguageSource``)."""
+    return {
+        "caller_language": record.caller_language,
+        "caller_language_source": record.caller_language_source,
+        "operator_language": record.operator_language,
+        "operator_language_source": record.operator_language_source,
+    }

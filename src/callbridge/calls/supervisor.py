@@ -31,6 +31,7 @@ from callbridge.errors import non_exceptions
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason, new_call_id
 from callbridge.roles import Role
+from callbridge.routing import CallerLanguage, LanguageRules
 from callbridge.telephony.status import StatusUpdate
 
 __all__ = ["EXIT_WITHIN_S", "SHUTDOWN_END_S", "CallSupervisor", "EndedCall"]
@@ -75,6 +76,7 @@ class EndedCall:
 class CallSupervisor:
     def __init__(self, deps: CallDeps) -> None:
         self._deps = deps
+        self._rules = LanguageRules.from_config(deps.config)
         self._nursery: trio.Nursery | None = None
         self._draining = False
         self._calls: dict[str, CallSession] = {}
@@ -105,9 +107,13 @@ class CallSupervisor:
             task_status.started()
             await trio.sleep_forever()
 
-    def admit(self, *, caller_sid: str, caller_number: str) -> CallSession | None:
+    def admit(
+        self, *, caller_sid: str, caller_number: str, language: CallerLanguage | None = None
+    ) -> CallSession | None:
         """Reserve capacity for an incoming call and start it; ``None`` means refuse (busy).
 
+        ``language`` is the caller's, as the webhook decided it (``LanguageRules.decide``);
+        without one, the rules decide from the number alone, skipping the menu.
         A repeated webhook for the same CallSid returns the call already running.
         """
         existing = self._by_caller_sid.get(caller_sid)
@@ -122,12 +128,14 @@ class CallSupervisor:
                 active_calls=len(self._calls),
             )
             return None
+        chosen = language or self._rules.without_menu(caller_number)
         record = CallRecord(
             id=new_call_id(),
             caller_sid=caller_sid,
             caller_number=caller_number,
-            caller_language=config.languages.caller,
+            caller_language=chosen.language,
             operator_language=config.languages.operator,
+            caller_language_source=chosen.source,
         )
         session = CallSession(self._deps, record, self._nursery)
         self._calls[record.id] = session

@@ -10,7 +10,8 @@ Out: the link's events. Translated speech is downsampled to 8 kHz by one persist
 queued, by utterance, in the listener's mixer (``voice`` mode only: in ``captions`` the listener
 hears the original alone); each part of a translation is its own utterance, in part order
 (``parts.py``). Transcripts become transcript events for the page, a translation's parts joined.
-Warnings and errors are counted by code and logged once each.
+Warnings and errors are counted by code and logged once each. A language Palabra detected
+(``LanguageDetected``) goes to ``on_language``.
 
 A started utterance never blocks the listener's queue. Speech arrives for one utterance at a
 time (one resampler stream), and that utterance is ended, with what it has, as soon as the link
@@ -21,6 +22,10 @@ mixer plays what arrived, finishes it and restores the original's level; logged
 transcription ends the earlier part the same way, but whole: not a cut. The mixer's own stall limit covers the rest (no
 audio for a second).
 
+The link runs the task ``run`` is given (this call's languages); ``update_task`` changes it in
+place. ``run`` may run again after it was cancelled (``calls.translation.CallTranslation`` stops
+and restarts a call's translators when its languages say so).
+
 Error handling: the link raising (``PalabraUnavailable`` past its reconnect budget, a rejected
 task) or its events ending ends the call (``translation_failed``).
 
@@ -29,6 +34,8 @@ its goodbye, whenever the call's nursery is cancelled.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import trio
@@ -43,6 +50,7 @@ from callbridge.errors import PalabraUnavailable
 from callbridge.log import get_logger
 from callbridge.palabra.events import (
     ConnectionLost,
+    LanguageDetected,
     PalabraEvent,
     ServerError,
     ServerWarning,
@@ -51,6 +59,7 @@ from callbridge.palabra.events import (
     Transcript,
 )
 from callbridge.palabra.link import LinkStats
+from callbridge.palabra.task import TaskSettings
 from callbridge.roles import Direction
 from callbridge.transcripts.events import TranscriptEvent
 
@@ -72,6 +81,7 @@ class Translator:
         broadcaster: CallBroadcaster,
         call_id: str,
         batch_samples: int = TWILIO_FRAME_SAMPLES,
+        on_language: Callable[[Direction, str], None] | None = None,
     ) -> None:
         self.direction = direction
         self.ready = trio.Event()
@@ -83,7 +93,9 @@ class Translator:
         self._listener = listener
         self._broadcaster = broadcaster
         self._call_id = call_id
+        self._on_language = on_language
         self._link: TranslatorLink | None = None
+        self._stats: LinkStats | None = None  # the last link's, kept after it closed
         self._up = upsampler_8k_to_24k()
         self._down = downsampler_24k_to_8k()
         self._batch = np.zeros(max(batch_samples, TWILIO_FRAME_SAMPLES), dtype=np.int16)
@@ -93,8 +105,9 @@ class Translator:
 
     @property
     def link_stats(self) -> LinkStats | None:
-        """The Palabra link's counters, once it is open."""
-        return self._link.stats if self._link is not None else None
+        """The Palabra link's counters, once it is open; the last link's after it closed (the
+        call's metrics are folded in after its links closed)."""
+        return self._stats
 
     def feed(self, pcm8: Pcm) -> None:
         """The speaker's next 8 kHz frame (from their receive task; never blocks). Nothing is
@@ -116,16 +129,35 @@ class Translator:
             self.feed_dropped += 1
         self._batched = 0
 
-    async def run(self) -> None:
-        """Open the link, then turn its events into audio and text until the call ends."""
-        async with self._open_link(self.direction) as link:
-            log.info("translator_ready", direction=str(self.direction))
-            self._link = link
-            self.ready.set()
-            async for event in link.events:
-                self._on_event(event)
+    async def run(
+        self,
+        settings: TaskSettings,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Open the link running ``settings``, then turn its events into audio and text until
+        the call ends. ``task_status.started()`` once the link is ready."""
+        try:
+            async with self._open_link(self.direction, settings) as link:
+                log.info("translator_ready", direction=str(self.direction))
+                self._link, self._stats = link, link.stats
+                self.ready.set()
+                task_status.started()
+                async for event in link.events:
+                    self._on_event(event)
+        finally:
+            self._link = None  # stopped: feed() drops nothing into a closed link
         msg = f"{self.direction} translator stopped sending events"
         raise PalabraUnavailable(msg)
+
+    async def update_task(self, settings: TaskSettings) -> bool:
+        """Run ``settings`` on the open link from now on (``PalabraLink.update_task``: may wait
+        up to 2 s for Palabra's rate limit). False when no link is open."""
+        link = self._link
+        if link is None:
+            return False
+        await link.update_task(settings)
+        return True
 
     def _on_event(self, event: PalabraEvent) -> None:
         if isinstance(event, SpeechChunk):
@@ -146,6 +178,8 @@ class Translator:
             self._on_notice(event.code, event.message)
         elif isinstance(event, ServerError):
             self._on_notice(event.code, event.desc)
+        elif isinstance(event, LanguageDetected) and self._on_language is not None:
+            self._on_language(self.direction, event.language)
 
     def _on_speech(self, chunk: SpeechChunk) -> None:
         key = self._parts.speech_key(chunk.transcription_id, chunk.translation_part_id)

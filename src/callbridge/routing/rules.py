@@ -168,6 +168,13 @@ class LanguageRules:
                 return CallerLanguage(chosen, LanguageSource.MENU)
         return self.fallback()
 
+    def without_menu(self, caller_number: str) -> CallerLanguage:
+        """The rules without asking the caller: the number's prefix, else ``fallback``."""
+        by_number = self.by_number(caller_number)
+        if by_number is not None:
+            return CallerLanguage(by_number, LanguageSource.PREFIX)
+        return self.fallback()
+
     def fallback(self) -> CallerLanguage:
         """The last two rules: detection when ``caller = "auto"``, else the default."""
         if self.default == AUTO:

@@ -142,6 +142,7 @@ class Process:
 @attrs.define
 class StackOptions:
     workdir: Path
+    # Options of ``callbridge sim palabra`` (e.g. ``--detect-language ru``) and ``sim twilio``.
     palabra_args: Sequence[str] = ()
     twilio_args: Sequence[str] = ()
     # Extra TOML appended to the daemon's config: whole sections not already written by
@@ -155,6 +156,11 @@ class StackOptions:
     web_token: str = "sim-web-token"
     caller_language: str = "en"
     operator_language: str = "es"
+    # More [languages] keys, as TOML lines (menu, caller_detectable, ...): ``by_prefix`` and
+    # ``[[operators.team]]`` tables go in ``config_toml``.
+    languages_toml: str = ""
+    # Greetings in more languages (a caller who chose Spanish hears the ``es`` one).
+    greetings: Mapping[str, str] = attrs.Factory(dict)
     log_format: str = "json"
     # How many daemons to run (load tests of several processes; a caller picks one with the
     # Twilio simulator's per-call ``app_url``). Each has its own port, config and state dir.
@@ -268,6 +274,12 @@ class Stack:
         palabra_ws = self.palabra_url.replace("http://", "ws://")
         numbers = ", ".join(json.dumps(n) for n in opts.operators)
         state = json.dumps(str(opts.workdir / (f"state-{index}" if index else "state")))
+        # "auto" is no prompt language: its callers hear English until they are detected.
+        said = "en" if opts.caller_language == "auto" else opts.caller_language
+        greetings = "\n".join(
+            f"{json.dumps(lang)} = {json.dumps(text)}"
+            for lang, text in {said: opts.greeting, **opts.greetings}.items()
+        )
         return f"""
 [server]
 host = "127.0.0.1"
@@ -288,6 +300,7 @@ ring_timeout_s = 10
 [languages]
 caller = "{opts.caller_language}"
 operator = "{opts.operator_language}"
+{opts.languages_toml}
 
 [palabra]
 api_base_url = "{self.palabra_url}"
@@ -295,7 +308,7 @@ streaming_url = "{palabra_ws}/streaming-api/{{random_hash}}/v1/speech-to-speech/
 segment_confirmation_silence_threshold = 0.5
 
 [prompts.greeting]
-{opts.caller_language} = {json.dumps(opts.greeting)}
+{greetings}
 
 [prompts.operator_intro]
 {opts.operator_language} = {json.dumps(opts.operator_intro)}
@@ -317,9 +330,15 @@ segment_confirmation_silence_threshold = 0.5
         return response.json()
 
     def place_call(self, **caller: Any) -> str:
-        """The simulated caller dials our number now; returns the caller's CallSid."""
+        """The simulated caller dials our number now; returns the caller's CallSid. ``caller``
+        overrides the scenario's caller: ``from`` (the number), ``menu_digits`` (the key pressed
+        at each ``<Gather>``), ``hangup_at_s``, ..."""
         sid: str = self.sim_post("twilio", "/_sim/call", caller)["call_sid"]
         return sid
+
+    def press_keys(self, digits: str, party: str = "caller", gap_s: float = 0.3) -> None:
+        """``party`` presses ``digits`` now: ``dtmf`` messages on their live media stream."""
+        self.sim_post("twilio", "/_sim/dtmf", {"party": party, "digits": digits, "gap_s": gap_s})
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Wait until the Twilio simulator has no live call and no callback in flight."""

@@ -2,8 +2,12 @@
 
 Routes (Twilio requests every one of them; none is for people):
 
-- ``POST /twiml/client``: the number's voice webhook; admits the call (or the busy prompt) and
-  answers the greeting and the caller's ``<Connect><Stream>``;
+- ``POST /twiml/client``: the number's voice webhook; decides the caller's language
+  (``routing.LanguageRules``), admits the call (or the busy prompt) and answers the greeting and
+  the caller's ``<Connect><Stream>``, both in the caller's language; or, when the rules say the
+  caller must be asked, answers the keypad language menu and admits nothing yet;
+- ``POST /twiml/client/language``: the menu's ``<Gather action>`` (a key, ``Digits``) or its
+  final ``<Redirect>`` (no key): decides with the key, then admits as above;
 - ``POST /twiml/operator/<call>``: the operator answered; their ``<Connect><Stream>``;
 - ``POST /twilio/status/<call>/<role>``: status callbacks of the operator's call;
 - ``POST /twiml/stream-ended/<call>/<role>``: a ``<Connect>`` ended (its ``action``);
@@ -44,12 +48,17 @@ from callbridge.config import Config, pick_prompt
 from callbridge.log import get_logger
 from callbridge.records import CallRecord
 from callbridge.roles import Role
+from callbridge.routing import CallerLanguage, LanguageRules, MenuRequired
+from callbridge.telephony.language_menu import menu_prompts
 from callbridge.telephony.signature import SignatureChecker
 from callbridge.telephony.status import StatusCallbackError, StatusUpdate, parse_status_callback
 from callbridge.telephony.twiml import (
     connect_stream_twiml,
     hangup_twiml,
+    language_menu_twiml,
+    language_menu_url,
     media_stream_url,
+    parse_gather_digits,
     say_and_hangup_twiml,
     stream_ended_url,
 )
@@ -62,12 +71,15 @@ SIGNATURE_HEADER: Final = "X-Twilio-Signature"
 
 _ROUTES: Final = (
     ("/twiml/client", "incoming_call", ("POST",)),
+    ("/twiml/client/language", "language_chosen", ("POST",)),
     ("/twiml/operator/<call_id>", "operator_answered", ("POST",)),
     ("/twilio/status/<call_id>/<role>", "status_callback", ("POST",)),
     ("/twiml/stream-ended/<call_id>/<role>", "stream_ended", ("POST",)),
 )
 # The routes whose answer Twilio runs as TwiML: they answer TwiML on every path.
-_TWIML_ENDPOINTS: Final = frozenset({"incoming_call", "operator_answered", "stream_ended"})
+_TWIML_ENDPOINTS: Final = frozenset(
+    {"incoming_call", "language_chosen", "operator_answered", "stream_ended"}
+)
 
 View = Callable[..., Awaitable[Response]]
 
@@ -91,7 +103,9 @@ class CallHandle(Protocol):
 class CallDirectory(Protocol):
     """Admission and lookup of calls (``calls.supervisor.CallSupervisor``)."""
 
-    def admit(self, *, caller_sid: str, caller_number: str) -> CallHandle | None: ...
+    def admit(
+        self, *, caller_sid: str, caller_number: str, language: CallerLanguage
+    ) -> CallHandle | None: ...
 
     def find_any(self, call_id: str) -> CallHandle | None: ...
 
@@ -118,6 +132,8 @@ class TwilioWebhooks:
         self._calls = calls
         self._checker = checker
         self._counters = counters
+        self._rules = LanguageRules.from_config(config)
+        self._menu = menu_prompts(config) if config.languages.menu else ()
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("twilio", __name__)
@@ -134,20 +150,29 @@ class TwilioWebhooks:
         form = await self._verified_form()
         if form is None:
             return _error(403, "invalid signature")
-        caller_sid = form.get("CallSid", "")
-        config = self._config
-        language = config.languages.caller
-        if not caller_sid:
-            self._counters["bad_request"] += 1
-            log.warning("incoming_call_invalid", problem="CallSid missing")
-            return _twiml(self._apology())
-        session = self._calls.admit(caller_sid=caller_sid, caller_number=form.get("From", ""))
-        if session is None:
-            self._counters["refused_calls"] += 1
-            busy = pick_prompt(config.prompts.busy, language)
-            return _twiml(say_and_hangup_twiml(busy, language))
-        greeting = pick_prompt(config.prompts.greeting, language)
-        return _twiml(self._stream_twiml(session.record.id, Role.CALLER, greeting, language))
+        decided = self._rules.decide(form.get("From", ""))
+        if isinstance(decided, MenuRequired):
+            return self._language_menu(form)
+        return self._admit(form, decided)
+
+    async def language_chosen(self) -> Response:
+        """The menu's answer: ``Digits`` (a key) or none (the menu ran out); never the menu
+        again, whatever was pressed."""
+        form = await self._verified_form()
+        if form is None:
+            return _error(403, "invalid signature")
+        digits = parse_gather_digits(form)
+        decided = self._rules.decide(form.get("From", ""), digits)
+        if isinstance(decided, MenuRequired):  # decide() asks only when given no digit at all
+            decided = self._rules.fallback()
+        log.info(
+            "language_menu_answered",
+            caller_sid=form.get("CallSid", ""),
+            digits=digits,
+            language=decided.language,
+            source=str(decided.source),
+        )
+        return self._admit(form, decided)
 
     async def operator_answered(self, call_id: str) -> Response:
         checked = await self._call_request(call_id, Role.OPERATOR.value, twiml=True)
@@ -157,7 +182,7 @@ class TwilioWebhooks:
         if not session.operator_answered(form.get("CallSid", "")):
             log.info("operator_answer_refused", call_id=call_id, ended=session.ended)
             return _twiml(hangup_twiml())
-        language = self._config.languages.operator
+        language = session.record.operator_language  # this call's, from the operator's pick
         intro = pick_prompt(self._config.prompts.operator_intro, language)
         return _twiml(self._stream_twiml(session.record.id, Role.OPERATOR, intro, language))
 
@@ -194,6 +219,37 @@ class TwilioWebhooks:
         return _twiml(hangup_twiml())
 
     # ---- helpers --------------------------------------------------------------------------------
+
+    def _admit(self, form: Mapping[str, str], language: CallerLanguage) -> Response:
+        """Admit the call with the caller's ``language``: the greeting and their stream, or
+        the busy prompt, said in that language."""
+        caller_sid = form.get("CallSid", "")
+        if not caller_sid:
+            return self._without_call_sid()
+        config, said = self._config, language.language
+        session = self._calls.admit(
+            caller_sid=caller_sid, caller_number=form.get("From", ""), language=language
+        )
+        if session is None:
+            self._counters["refused_calls"] += 1
+            busy = pick_prompt(config.prompts.busy, said)
+            return _twiml(say_and_hangup_twiml(busy, said))
+        greeting = pick_prompt(config.prompts.greeting, said)
+        return _twiml(self._stream_twiml(session.record.id, Role.CALLER, greeting, said))
+
+    def _language_menu(self, form: Mapping[str, str]) -> Response:
+        """Ask the caller for their language; the call is admitted once they answered."""
+        if not form.get("CallSid", ""):
+            return self._without_call_sid()
+        log.info("language_menu", caller_sid=form["CallSid"], options=len(self._menu))
+        config = self._config
+        return _twiml(
+            language_menu_twiml(
+                self._menu,
+                action_url=language_menu_url(config.public_url),
+                timeout_s=config.languages.menu_timeout_s,
+            )
+        )
 
     async def _verified_form(self) -> Mapping[str, str] | None:
         """The request's form if its signature is valid, else None (already logged and counted)."""
@@ -246,6 +302,12 @@ class TwilioWebhooks:
             return _twiml(fallback)
 
         return guarded
+
+    def _without_call_sid(self) -> Response:
+        """Twilio runs this answer as TwiML: a form without CallSid still gets the apology."""
+        self._counters["bad_request"] += 1
+        log.warning("incoming_call_invalid", problem="CallSid missing")
+        return _twiml(self._apology())
 
     def _apology(self) -> str:
         language = self._config.languages.caller

@@ -1,4 +1,4 @@
-"""The keypad menu's prompts: each option in the language it selects, with that language's voice.
+"""The keypad language menu's prompts: each option in the language it selects, in its voice.
 
 ``menu_prompts(config)`` turns ``languages.menu`` and ``[prompts.menu_option]`` /
 ``[prompts.voices]`` into ``MenuPrompt`` values for ``telephony.twiml.language_menu_twiml``:
