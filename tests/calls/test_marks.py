@@ -8,6 +8,8 @@ websocket-messages#mark-message).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from structlog.testing import capture_logs
 
@@ -78,3 +80,16 @@ async def test_unexpected_marks_reach_the_summary_line() -> None:
     out, _leg, _sink = _listener()
     out.on_mark("u:nope")
     assert out.summary()["unexpected_marks"] == 1
+
+
+async def test_the_first_frame_of_a_translation_says_when_the_listener_starts_hearing_it() -> None:
+    """For the first-translated-audio latency: sent now, heard after Twilio's buffer."""
+    out, leg, sink = _listener()
+    out.probe.last_delay_s = 0.04
+    out.mixer.push_translation("u1", np.full(480, 3000, np.int16), True)
+    before = time.time()
+    out._send_frames(leg, [out.mixer.next_frame() for _ in range(3)], 0.0)
+    out._broadcaster.close(CallRecord("call-1", "CA1", "+1", "en", "es"))
+    [started] = [e for e in sink.events if e.kind == "audio_started"]
+    assert started.utterance_id == "u1"
+    assert before + 0.04 <= started.ts <= time.time() + 0.04

@@ -146,12 +146,15 @@ class TestMeteredSink:
         sink.publish(event("partial", 99.0))
         sink.publish(event("final", 100.5, speech_end_at=100.0))
         sink.publish(event("translation", 100.8))
+        sink.publish(event("audio_started", 101.2))
         sink.publish(event("played", 103.0, played_at=102.5))
-        assert len(hub.events) == 4  # everything still reaches the hub
+        assert len(hub.events) == 5  # everything still reaches the hub
         samples = scrape(metrics)
         text = (("direction", "caller_to_operator"), ("stage", "text"))
+        first = (("direction", "caller_to_operator"), ("stage", "first_audio"))
         played = (("direction", "caller_to_operator"), ("stage", "played"))
         assert samples["callbridge_translation_latency_seconds_sum", text] == pytest.approx(0.8)
+        assert samples["callbridge_translation_latency_seconds_sum", first] == pytest.approx(1.2)
         assert samples["callbridge_translation_latency_seconds_sum", played] == 2.5
         assert samples["callbridge_translation_latency_seconds_count", played] == 1
 

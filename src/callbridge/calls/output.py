@@ -215,6 +215,8 @@ class ListenerOutput:
         pcm = frames[0].pcm if len(frames) == 1 else np.concatenate([f.pcm for f in frames])
         self._send_media(leg, ulaw_encode(pcm), len(frames))
         for frame in frames:
+            for uid in frame.started:
+                self._audio_started(uid)
             for uid in frame.finished:
                 # Outstanding only once really queued for Twilio: a dropped mark never echoes.
                 if self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True):
@@ -222,6 +224,15 @@ class ListenerOutput:
         name = self.probe.after_frame(now)
         if name is not None:
             self._send(leg, mark_message(self.stream_sid, name), mark=True)
+
+    def _audio_started(self, uid: str) -> None:
+        # When the listener starts hearing it: now, plus what waits in Twilio's buffer before it.
+        heard_at = time.time() + (self.probe.last_delay_s or 0.0)
+        self._broadcaster.publish(
+            TranscriptEvent.audio_started(
+                self._call_id, self.listener.other.speaks, transcription_of(uid), heard_at
+            )
+        )
 
     def _trimmed(self, frame: MixedFrame, now: float) -> bool:
         # Looking at the frame only while a trim waits keeps the common path cheap. A frame of

@@ -58,6 +58,8 @@ class MeteredTranscriptSink:
             ends.setdefault(uid, _epoch(event.data.get("speech_end_at")) or event.ts)
         elif event.kind == "translation" and uid in ends:
             self._metrics.translation_latency(direction, "text", event.ts - ends[uid])
+        elif event.kind == "audio_started" and uid in ends:
+            self._metrics.translation_latency(direction, "first_audio", event.ts - ends[uid])
         elif event.kind == "played" and uid in ends:
             heard = _epoch(event.data.get("played_at")) or event.ts
             self._metrics.translation_latency(direction, "played", heard - ends.pop(uid))

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # Transcript text kinds (from Palabra), our own "played to the listener" mark, and record updates.
-EventKind = Literal[TranscriptKind, "played", "call"]
+EventKind = Literal[TranscriptKind, "audio_started", "played", "call"]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
 
@@ -78,6 +78,22 @@ class TranscriptEvent:
             language=None,
             ts=played_at,
             data={"played_at": played_at},
+        )
+
+    @classmethod
+    def audio_started(
+        cls, call_id: str, direction: Direction, utterance_id: str, heard_at: float
+    ) -> TranscriptEvent:
+        """The listener starts hearing an utterance's translation (epoch seconds: when its first
+        frame went to Twilio plus the playout delay last measured). Only metrics use it."""
+        return cls(
+            call_id=call_id,
+            kind="audio_started",
+            direction=direction,
+            utterance_id=utterance_id,
+            text="",
+            language=None,
+            ts=heard_at,
         )
 
     @classmethod

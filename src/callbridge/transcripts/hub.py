@@ -142,6 +142,8 @@ class TranscriptHub:
         if event.kind not in EVENT_KINDS:
             msg = f"unknown event kind {event.kind!r}"
             raise ValueError(msg)
+        if event.kind == "audio_started":  # for metrics only: nothing to store or show
+            return
         state = self._state_for(event)
         if event.kind == "call":
             self._record_call(event.call_id, state, event.data)
