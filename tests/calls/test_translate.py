@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
 import numpy as np
 import pytest
 import trio
@@ -10,7 +15,7 @@ from structlog.testing import capture_logs
 
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.mixer import MixedFrame
-from callbridge.calls.translate import Translator
+from callbridge.calls.translate import Translator, feed_batch_samples
 from callbridge.config import DirectionMode
 from callbridge.errors import PalabraUnavailable
 from callbridge.palabra.events import (
@@ -338,3 +343,50 @@ async def test_a_stopped_translator_feeds_nothing_and_runs_again_on_a_new_link(
         await nursery.start(task.run, SETTINGS)
         assert links.opened[DIRECTION] is not old and len(links.history) == 2
         nursery.cancel_scope.cancel()
+
+
+async def test_speech_fed_in_batches_reaches_palabra_without_silence_in_the_middle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The link sends a chunk of silence when nothing was fed for a whole chunk; the batches
+    the duplex task feeds are short enough that continuous speech never looks like that."""
+    from tests.palabra.fake_server import FakePalabra
+    from tests.palabra.helpers import make_config as palabra_config
+    from tests.palabra.helpers import open_link
+
+    assert feed_batch_samples(320) * 2 <= 8000 * 320 // 1000  # at most half a chunk
+    fake = FakePalabra()
+    config = palabra_config(fake)
+    listener = output(Role.OPERATOR)
+    opener = partial(_open, fake, config, open_link)
+    task = Translator(
+        DIRECTION,
+        "voice",
+        open_link=opener,
+        listener=listener,
+        broadcaster=CallBroadcaster(FakeSink()),
+        call_id="c1",
+        batch_samples=feed_batch_samples(config.palabra.chunk_ms),
+    )
+    async with fake.running(), trio.open_nursery() as nursery:
+        await nursery.start(task.run, SETTINGS)
+        await trio.sleep(1.0)  # silence keepalive while nobody speaks
+        conn = fake.connections[0]
+        zeros_before = conn.audio_samples - conn.nonzero_samples
+        start = trio.current_time()
+        for i in range(200):  # 4 s of speech in 20 ms frames, on Twilio's schedule
+            await trio.sleep_until(start + i * 0.02)
+            task.feed(tone())
+        await trio.sleep(0.3)
+        zeros_during = conn.audio_samples - conn.nonzero_samples - zeros_before
+        assert conn.nonzero_samples >= 3 * 24000  # the speech went out...
+        assert zeros_during < 480  # ...with no silent chunk inside it (only the filter's ramp)
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _open(
+    fake: Any, config: Any, opener: Any, direction: Direction, settings: TaskSettings
+) -> AsyncIterator[Any]:
+    async with opener(fake, config, direction, settings=settings) as link:
+        yield link

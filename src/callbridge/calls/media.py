@@ -25,14 +25,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from callbridge.audio import FRAME_MS, TWILIO_RATE, Pcm
+from callbridge.audio import FRAME_MS, Pcm
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.languages import CallLanguages
 from callbridge.calls.mixer import ListenerMixer
 from callbridge.calls.output import ListenerOutput
 from callbridge.calls.ports import LinkOpener
 from callbridge.calls.receive import LegReceiver, LegStatus
-from callbridge.calls.translate import Translator
+from callbridge.calls.translate import Translator, feed_batch_samples
 from callbridge.calls.translation import CallTranslation
 from callbridge.config import DirectionMode, MediaConfig
 from callbridge.roles import Direction, Role
@@ -82,7 +82,7 @@ class CallMedia:
                 listener=self.outputs[direction.listener],
                 broadcaster=broadcaster,
                 call_id=call_id,
-                batch_samples=TWILIO_RATE * palabra_chunk_ms // 1000,
+                batch_samples=feed_batch_samples(palabra_chunk_ms),
                 on_language=languages.on_detected,
             )
             for direction, mode in modes.items()

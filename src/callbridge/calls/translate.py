@@ -1,10 +1,12 @@
 """``Translator``: the Palabra duplex task of one direction.
 
 In: the speaker's receive task hands over each 8 kHz original (``feed``). Frames are gathered
-into one Palabra input chunk (``palabra.chunk_ms``), upsampled to Palabra's 24 kHz at once by one
-persistent polyphase FIR, and fed to the link, which paces it to Palabra. The link sends whole
-chunks while speech flows, so gathering them here adds no latency, and one resampler call per
-chunk costs a fifth of sixteen per-frame calls.
+into batches of ``FEED_BATCH_MS``, each upsampled to Palabra's 24 kHz at once by one persistent
+polyphase FIR, and fed to the link, which paces whole ``palabra.chunk_ms`` chunks to Palabra.
+A batch is well below a chunk: the link takes speech as "still flowing" only if it was fed within
+the last chunk, and a batch as long as a chunk let it send a chunk of silence into the middle of
+speech whenever its schedule and the batches drifted apart (the Palabra simulator then heard
+gaps, and translated speech came in fragments that kept the original ducked).
 
 Out: the link's events. Translated speech is downsampled to 8 kHz by one persistent resampler and
 queued, by utterance, in the listener's mixer (``voice`` mode only: in ``captions`` the listener
@@ -36,11 +38,19 @@ its goodbye, whenever the call's nursery is cancelled.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import numpy as np
 import trio
 
-from callbridge.audio import TWILIO_FRAME_SAMPLES, Pcm, downsampler_24k_to_8k, upsampler_8k_to_24k
+from callbridge.audio import (
+    FRAME_MS,
+    TWILIO_FRAME_SAMPLES,
+    TWILIO_RATE,
+    Pcm,
+    downsampler_24k_to_8k,
+    upsampler_8k_to_24k,
+)
 from callbridge.calls.broadcast import CallBroadcaster
 from callbridge.calls.output import ListenerOutput
 from callbridge.calls.parts import TranslationParts, transcription_of, utterance_key
@@ -63,9 +73,17 @@ from callbridge.palabra.task import TaskSettings
 from callbridge.roles import Direction
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["Translator"]
+__all__ = ["FEED_BATCH_MS", "Translator", "feed_batch_samples"]
 
 log = get_logger("callbridge.translate")
+
+FEED_BATCH_MS: Final = 100  # 5 frames: a fifth of the resampler calls, 100 ms at most held
+
+
+def feed_batch_samples(chunk_ms: int) -> int:
+    """8 kHz samples per upsampled batch: ``FEED_BATCH_MS``, never more than half a chunk."""
+    batch_ms: int = max(FRAME_MS, min(FEED_BATCH_MS, chunk_ms // 2) // FRAME_MS * FRAME_MS)
+    return TWILIO_RATE * batch_ms // 1000
 
 
 class Translator:
