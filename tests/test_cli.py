@@ -54,6 +54,14 @@ def test_check_config_with_broken_value_exits_1_naming_the_key(tmp_path: Path) -
     assert "palabra.chunk_ms: must be 20..1000, got 5" in result.stderr
 
 
+def test_check_config_refuses_a_short_web_token_naming_key_and_minimum() -> None:
+    env = {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "short-token"}
+    result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env=env)
+    assert result.returncode == 1
+    assert "server.web_token: must be at least 32 characters (CALLBRIDGE_WEB_TOKEN" in result.stderr
+    assert "got 11" in result.stderr and "short-token" not in result.stdout + result.stderr
+
+
 def test_check_config_without_credentials_exits_1() -> None:
     result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env={})
     assert result.returncode == 1

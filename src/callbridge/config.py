@@ -32,6 +32,7 @@ import attrs
 from callbridge.errors import ConfigError
 
 __all__ = [
+    "MIN_WEB_TOKEN_CHARS",
     "SECRET_ENV",
     "Config",
     "DirectionMode",
@@ -567,8 +568,24 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+# A web token shorter than this is refused (token_urlsafe(32) gives 43 characters): the pages
+# and API hold every transcript, and the token is the only key.
+MIN_WEB_TOKEN_CHARS = 32
+
+
+def _web_token_problems(config: Config) -> list[str]:
+    token = config.server.web_token
+    if token is None or len(token.reveal()) >= MIN_WEB_TOKEN_CHARS:
+        return []
+    return [
+        f"server.web_token: must be at least {MIN_WEB_TOKEN_CHARS} characters "
+        f"(CALLBRIDGE_WEB_TOKEN; make one with: python3 -c 'import secrets; "
+        f"print(secrets.token_urlsafe(32))'), got {len(token.reveal())}"
+    ]
+
+
 def _cross_checks(config: Config) -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = _web_token_problems(config)
     problems.extend(
         _check_url(
             "server.public_url", config.server.public_url, ("http", "https"), allow_empty=True

@@ -152,7 +152,7 @@ class StackOptions:
     operator_intro: str = "Translated call."
     daemon_env: Mapping[str, str] = attrs.Factory(dict)
     operators: Sequence[str] = OPERATORS
-    web_token: str = "sim-web-token"
+    web_token: str = "sim-web-token-for-loopback-only-use"  # >= MIN_WEB_TOKEN_CHARS
     caller_language: str = "en"
     operator_language: str = "es"
     log_format: str = "json"
