@@ -42,3 +42,13 @@ bench-calls: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Property-based fuzzing of the Twilio media parser, the Palabra parser and the webhook form and
+# signature path: FUZZ_EXAMPLES (default 25,000) per test, >= 100,000 inputs per parser, stopped
+# after FUZZ_TIMEOUT (about 15 minutes on two cores). `make test` runs the same tests briefly.
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 25000
+FUZZ_TIMEOUT ?= 45m
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout $(FUZZ_TIMEOUT) \
+		$(BIN)/pytest tests/fuzz -q -p no:cacheprovider --hypothesis-show-statistics

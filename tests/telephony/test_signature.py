@@ -87,6 +87,11 @@ class TestHttp:
     def test_missing_signature(self, sig: str | None) -> None:
         assert not checker().check_http("/twiml/client", "", dict(INBOUND), sig)
 
+    def test_a_raw_body_that_is_not_utf8_is_refused_not_raised(self) -> None:
+        """Found by tests/fuzz: ``b"\\x80"`` as the raw body raised UnicodeDecodeError."""
+        assert not checker().check_http("/twiml/client", "", b"\x80", "0")
+        assert not checker().check_http("/twiml/client", "", b"CallSid=CA\xff", sign(self.URL))
+
     def test_wrong_token(self) -> None:
         sig = sign(self.URL, INBOUND, token="other")
         assert not checker().check_http("/twiml/client", "", dict(INBOUND), sig)
