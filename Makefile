@@ -51,4 +51,5 @@ FUZZ_EXAMPLES ?= 25000
 FUZZ_TIMEOUT ?= 45m
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout $(FUZZ_TIMEOUT) \
-		$(BIN)/pytest tests/fuzz -q -p no:cacheprovider --hypothesis-show-statistics
+		$(BIN)/pytest tests/fuzz -q -p no:cacheprovider -o faulthandler_timeout=0 \
+		--hypothesis-show-statistics
