@@ -52,22 +52,31 @@ def test_a_form_twilio_signed_is_accepted_in_every_shape(
 def test_any_added_or_changed_field_breaks_the_signature(
     path: str, form: list[tuple[str, str]], name: str, value: str
 ) -> None:
-    """Twilio signs the names and values concatenated with no separator, so only a change to
-    that concatenation is detectable (``a=bc`` and ``ab=c`` sign alike: Twilio's design)."""
+    """Twilio signs the URL, names and values concatenated with no separator, so only a change
+    to that text is detectable (``a=bc`` and ``ab=c`` sign alike: Twilio's design), for the URL
+    and each trailing-slash variant the checker accepts."""
     signature = sign(PUBLIC + path, form)
     forged = [*form, (name, value)]
-    assume(signed_text(forged) != signed_text(form))
+    assume(all(text != signed_text(path, form) for text in variant_texts(path, forged)))
     assert not CHECKER.check_http(path, b"", forged, signature)
     if form:
         changed = [(form[0][0], form[0][1] + "x"), *form[1:]]
-        assume(signed_text(changed) != signed_text(form))
+        assume(all(text != signed_text(path, form) for text in variant_texts(path, changed)))
         assert not CHECKER.check_http(path, b"", changed, signature)
 
 
-def signed_text(form: list[tuple[str, str]]) -> str:
-    """What Twilio's algorithm feeds the HMAC after the URL: names sorted, then their values."""
+def signed_text(path: str, form: list[tuple[str, str]]) -> str:
+    """What Twilio's algorithm feeds the HMAC: the URL, then names sorted, each with its values."""
     params = form_multidict(form)
-    return "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
+    fields = "".join(name + v for name in sorted(params) for v in sorted(set(params[name])))
+    return PUBLIC + path + fields
+
+
+def variant_texts(path: str, form: list[tuple[str, str]]) -> list[str]:
+    """The texts the checker would accept a signature over: the path, and one slash more or
+    less (the documented trailing-slash variant)."""
+    other = path[:-1] if path.endswith("/") and path != "/" else path + "/"
+    return [signed_text(path, form), signed_text(other, form)]
 
 
 @given(paths, st.binary() | st.text(), st.text() | st.none())
