@@ -45,7 +45,7 @@ clean:
 
 # Property-based fuzzing of the Twilio media parser, the Palabra parser and the webhook form and
 # signature path: FUZZ_EXAMPLES (default 25,000) per test, >= 100,000 inputs per parser, stopped
-# after FUZZ_TIMEOUT (about 25 minutes on the shared two cores). `make test` runs the same tests briefly.
+# after FUZZ_TIMEOUT (12-25 minutes on two shared cores). `make test` runs them briefly.
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 25000
 FUZZ_TIMEOUT ?= 45m
