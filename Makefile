@@ -62,3 +62,14 @@ bench-load: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Property-based fuzzing of the Twilio media parser, the Palabra parser and the webhook form and
+# signature path: FUZZ_EXAMPLES (default 25,000) per test, >= 100,000 inputs per parser, stopped
+# after FUZZ_TIMEOUT (12-25 minutes on two shared cores). `make test` runs them briefly.
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 25000
+FUZZ_TIMEOUT ?= 45m
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout $(FUZZ_TIMEOUT) \
+		$(BIN)/pytest tests/fuzz -q -p no:cacheprovider -o faulthandler_timeout=0 \
+		--hypothesis-show-statistics

@@ -129,6 +129,14 @@ class TestHelp:
         assert "--app-url" in result.stdout
 
 
+def test_check_config_refuses_a_short_web_token_naming_key_and_minimum() -> None:
+    env = {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "short-token"}
+    result = run_cli("check-config", "--config", str(ROOT / "config.toml"), env=env)
+    assert result.returncode == 2  # a configuration problem, as for serve
+    assert "server.web_token: must be at least 32 characters (CALLBRIDGE_WEB_TOKEN" in result.stderr
+    assert "got 11" in result.stderr and "short-token" not in result.stdout + result.stderr
+
+
 @pytest.mark.e2e
 def test_serve_answers_healthz_logs_json_and_stops_within_a_second_of_sigterm(
     tmp_path: Path,

@@ -194,6 +194,20 @@ class TestValidation:
         )
 
 
+class TestWebToken:
+    def test_a_short_token_is_refused(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "x" * 31})
+        assert caught.value.problems == [
+            "server.web_token: must be at least 32 characters (CALLBRIDGE_WEB_TOKEN; make one "
+            "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), got 31"
+        ]
+
+    def test_a_long_enough_token_or_none_is_fine(self) -> None:
+        assert load_config(None, {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "x" * 32}).server.web_token
+        assert load_config(None, SEED_ENV).server.web_token is None
+
+
 class TestSecrets:
     def test_secret_never_shows_in_repr_or_dump(self) -> None:
         config = load_config(None, SEED_ENV)
@@ -204,12 +218,14 @@ class TestSecrets:
         assert repr(Secret("x")) == "Secret('***')"
 
     def test_secrets_lists_every_value(self) -> None:
-        config = load_config(None, {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "web-token-value"})
+        config = load_config(
+            None, {**SEED_ENV, "CALLBRIDGE_WEB_TOKEN": "web-token-value-of-at-least-32-characters"}
+        )
         assert set(config.secrets()) == {
             "tw-secret-token-value",
             "palabra-client-id-value",
             "palabra-client-secret-value",
-            "web-token-value",
+            "web-token-value-of-at-least-32-characters",
         }
 
 

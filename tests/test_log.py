@@ -16,7 +16,7 @@ SECRETS = [
     SEED_ENV["PALABRA_CLIENT_ID"],
     SEED_ENV["PALABRA_CLIENT_SECRET"],
     "pk_live_api_key_123456",
-    "web-token-abcdef",
+    "web-token-abcdef-0123456789-abcdef",
 ]
 
 

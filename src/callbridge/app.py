@@ -8,6 +8,7 @@ from quart_trio import QuartTrio
 from callbridge import __version__
 from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.routes import create_service_blueprint
+from callbridge.request_limits import DEFAULT_MAX_BODY_BYTES, LOGIN_LIMIT, RequestLimits
 from callbridge.service.health import Readiness
 from callbridge.services import Services
 from callbridge.telephony.media_socket import MediaRoute
@@ -48,4 +49,20 @@ def create_app(services: Services) -> QuartTrio:
             "rejected": dict(services.counters),
         }
 
+    _limit_requests(app, services)
     return app
+
+
+def _limit_requests(app: QuartTrio, services: Services) -> None:
+    """Body and form caps (see ``callbridge.request_limits``): Quart's own limits where it honours
+    them (any body, multipart parts), the middleware for the form routes and missing signatures."""
+    app.config.update(
+        MAX_CONTENT_LENGTH=DEFAULT_MAX_BODY_BYTES,
+        MAX_FORM_MEMORY_SIZE=LOGIN_LIMIT.max_bytes,
+        MAX_FORM_PARTS=LOGIN_LIMIT.max_fields,
+    )
+    app.asgi_app = RequestLimits(  # type: ignore[method-assign]
+        app.asgi_app,
+        require_signature=services.signatures.enabled,
+        counters=services.counters,
+    )

@@ -12,7 +12,7 @@ from callbridge.metrics.routes import create_service_blueprint, metrics_app
 from callbridge.service.health import Readiness
 from tests.service.fakes import FakeDaemon
 
-TOKEN = "route-test-token"
+TOKEN = "route-test-token-of-thirty-two-chars"
 
 
 def app_for(daemon: FakeDaemon, *, token: str | None = TOKEN) -> tuple[QuartTrio, Metrics]:

@@ -87,6 +87,11 @@ class TestHttp:
     def test_missing_signature(self, sig: str | None) -> None:
         assert not checker().check_http("/twiml/client", "", dict(INBOUND), sig)
 
+    def test_a_raw_body_that_is_not_utf8_is_refused_not_raised(self) -> None:
+        """Found by tests/fuzz: ``b"\\x80"`` as the raw body raised UnicodeDecodeError."""
+        assert not checker().check_http("/twiml/client", "", b"\x80", "0")
+        assert not checker().check_http("/twiml/client", "", b"CallSid=CA\xff", sign(self.URL))
+
     def test_wrong_token(self) -> None:
         sig = sign(self.URL, INBOUND, token="other")
         assert not checker().check_http("/twiml/client", "", dict(INBOUND), sig)
@@ -107,6 +112,13 @@ class TestHttp:
         without_empty = {k: v for k, v in INBOUND if v}
         assert checker().check_http("/twiml/client", "", dict(INBOUND), sig)
         assert not checker().check_http("/twiml/client", "", without_empty, sig)
+
+    def test_the_slash_variant_drops_one_slash_only(self) -> None:
+        """Found by tests/fuzz: for a path ending in "//", every trailing slash was dropped, so
+        the slashes a signature covered could be moved into a forged field named "/"."""
+        sig = sign("https://bridge.example.com//")
+        assert checker().check_http("//", "", {}, sig)
+        assert not checker().check_http("//", "", {"/": "/"}, sig)
 
     def test_other_path(self) -> None:
         sig = sign(self.URL, INBOUND)

@@ -11,7 +11,7 @@ Error handling: ``load_config`` raises one ``ConfigError`` listing every problem
 ``section.key: must be ..., got ...``.
 """
 
-from callbridge.config.checks import missing_credentials
+from callbridge.config.checks import MIN_WEB_TOKEN_CHARS, missing_credentials
 from callbridge.config.fields import DIRECTION_MODES, DirectionMode, Secret
 from callbridge.config.loading import (
     SECRET_ENV,
@@ -41,6 +41,7 @@ from callbridge.config.schema import (
 __all__ = [
     "DIRECTION_MODES",
     "MENU_OPTION_PROMPTS",
+    "MIN_WEB_TOKEN_CHARS",
     "SECRET_ENV",
     "ClusterConfig",
     "Config",

@@ -27,6 +27,7 @@ from callbridge.config.languages import language_problems
 from callbridge.config.schema import Config, DirectionOverrides, PalabraConfig
 
 __all__ = [
+    "MIN_WEB_TOKEN_CHARS",
     "account_sid_problems",
     "cross_checks",
     "did_you_mean",
@@ -118,8 +119,24 @@ def listen_problems(listen: str) -> list[str]:
     return []
 
 
+# A web token shorter than this is refused (token_urlsafe(32) gives 43 characters): the pages
+# and API hold every transcript, and the token is the only key.
+MIN_WEB_TOKEN_CHARS: Final = 32
+
+
+def _web_token_problems(config: Config) -> list[str]:
+    token = config.server.web_token
+    if token is None or len(token.reveal()) >= MIN_WEB_TOKEN_CHARS:
+        return []
+    return [
+        f"server.web_token: must be at least {MIN_WEB_TOKEN_CHARS} characters "
+        f"(CALLBRIDGE_WEB_TOKEN; make one with: python3 -c 'import secrets; "
+        f"print(secrets.token_urlsafe(32))'), got {len(token.reveal())}"
+    ]
+
+
 def cross_checks(config: Config) -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = _web_token_problems(config)
     problems.extend(account_sid_problems(config.twilio.account_sid))
     problems.extend(listen_problems(config.metrics.listen))
     problems.extend(

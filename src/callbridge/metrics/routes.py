@@ -55,7 +55,7 @@ def create_service_blueprint(config: Config, metrics: Metrics, readiness: Readin
                 404,
                 mimetype="text/plain",
             )
-        if not auth.authorized(request.headers.get("Authorization"), request.cookies):
+        if not auth.bearer_ok(request.headers.get("Authorization")):  # scrapers send a Bearer token
             return Response(
                 "token required\n", 401, {"WWW-Authenticate": "Bearer"}, mimetype="text/plain"
             )

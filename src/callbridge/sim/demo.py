@@ -64,7 +64,7 @@ TONE_TALK_S: Final = 12.0
 LAST_TRANSLATION_WAIT_S: Final = 25.0
 HANGUP_TIMEOUT_S: Final = 30.0
 POLL_S: Final = 0.25
-WEB_TOKEN: Final = "demo-web-token"  # a throwaway token for a loopback-only demo
+WEB_TOKEN: Final = "demo-web-token-for-loopback-only-use"  # throwaway; >= MIN_WEB_TOKEN_CHARS
 TONE_LANGUAGES: Final = ("en", "es")
 # A listener's recording "holds" a translation when the normalised cross-correlation of the
 # translated audio (resampled to 8 kHz) against it peaks above this; the wrong listener's

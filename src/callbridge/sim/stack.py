@@ -153,7 +153,7 @@ class StackOptions:
     operator_intro: str = "Translated call."
     daemon_env: Mapping[str, str] = attrs.Factory(dict)
     operators: Sequence[str] = OPERATORS
-    web_token: str = "sim-web-token"
+    web_token: str = "sim-web-token-for-loopback-only-use"  # >= MIN_WEB_TOKEN_CHARS
     caller_language: str = "en"
     operator_language: str = "es"
     # More [languages] keys, as TOML lines (menu, caller_detectable, ...): ``by_prefix`` and

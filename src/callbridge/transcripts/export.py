@@ -2,10 +2,18 @@
 
 Times in the text and VTT forms are offsets from the call's start (``answered_at``, else
 ``received_at``), so a transcript reads the same whatever timezone opens it.
+
+Transcript text comes from speech recognition and call fields from Twilio, so neither is trusted
+to be one line: in the text and VTT forms every line break (``\r``, ``\n``, ``\v``, ``\f``, NEL,
+U+2028/U+2029, the separators ``str.splitlines`` knows) and every other control character becomes a
+space. A transcript line cannot then forge another ``[00:00:01] Operator`` line, and a cue cannot
+end early and forge a timing line (WebVTT ends a cue at a blank line and treats CR, LF and CRLF as
+line breaks: https://www.w3.org/TR/webvtt1/#file-structure).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -21,6 +29,19 @@ EXPORT_FORMATS: Final = {
 # A cue with no later timestamp to end it stays this long on screen.
 _DEFAULT_CUE_S: Final = 3.0
 _MIN_CUE_S: Final = 1.0
+
+
+def _one_line(value: object) -> str:
+    """``value`` as text on one line: controls and line or paragraph separators become spaces."""
+    text = str(value)
+    if text.isprintable():  # the common case: nothing to replace
+        return text
+    return "".join(" " if _breaks_lines(ch) else ch for ch in text)
+
+
+def _breaks_lines(ch: str) -> bool:
+    # Cc: C0/C1 controls (CR, LF, VT, FF, NEL, NUL, ESC...); Zl/Zp: U+2028, U+2029.
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
 
 
 def _origin(call: Mapping[str, Any] | None, utterances: Sequence[Mapping[str, Any]]) -> float:
@@ -60,22 +81,16 @@ def export_text(call: Mapping[str, Any] | None, utterances: Sequence[Mapping[str
     origin = _origin(call, utterances)
     lines: list[str] = []
     if call is not None:
-        lines.append(
-            f"Call {call['id']}: caller ({_language(call, 'caller')}) <-> "
-            f"operator ({_language(call, 'operator')}), status {call.get('status')}"
-            + (f", ended: {call['end_reason']}" if call.get("end_reason") else "")
-        )
+        lines.append(_one_line(_call_header(call)))
         lines.append("")
     for u in utterances:
         stamp = _clock(_start(u) - origin, millis=False)
-        speaker = str(u.get("speaker", "?")).capitalize()
-        lines.append(
-            f"[{stamp}] {speaker} ({u.get('source_language') or '?'}): {u.get('source_text') or ''}"
-        )
+        speaker = _one_line(str(u.get("speaker", "?")).capitalize())
+        source = _one_line(u.get("source_language") or "?")
+        lines.append(f"[{stamp}] {speaker} ({source}): {_one_line(u.get('source_text') or '')}")
         if u.get("translation") is not None:
-            lines.append(
-                f"{' ' * (len(stamp) + 3)}-> ({u.get('target_language') or '?'}): {u['translation']}"
-            )
+            target = _one_line(u.get("target_language") or "?")
+            lines.append(f"{' ' * (len(stamp) + 3)}-> ({target}): {_one_line(u['translation'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -88,10 +103,18 @@ def _language(call: Mapping[str, Any], side: str) -> str:
     return f"{language} by {source}" if source != "operator_speaks" else f"{language}, untranslated"
 
 
+def _call_header(call: Mapping[str, Any]) -> str:
+    return (
+        f"Call {call['id']}: caller ({_language(call, 'caller')}) <-> "
+        f"operator ({_language(call, 'operator')}), status {call.get('status')}"
+        + (f", ended: {call['end_reason']}" if call.get("end_reason") else "")
+    )
+
+
 def _vtt_escape(text: str) -> str:
     # WebVTT cue text is markup: these three must be character references.
-    # "-->" cannot then appear either, since ">" is escaped.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # "-->" cannot then appear either, since ">" is escaped. One line: see the module docstring.
+    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cue_end(u: Mapping[str, Any], start: float) -> float:

@@ -1,74 +1,64 @@
 """Token authentication for the transcript pages and API.
 
 One shared token (``CALLBRIDGE_WEB_TOKEN``) opens everything. The login form exchanges it for a
-session cookie whose value is an HMAC of the token, so the token itself never sits in the browser,
-every cookie dies when the token changes, and a restart keeps people logged in. API clients may
-send ``Authorization: Bearer <token>`` instead. Every comparison is constant-time.
+session cookie (``callbridge.web.sessions``: one signed id per login, revoked by logging out), so
+the token itself never sits in the browser. API clients may send ``Authorization: Bearer <token>``
+instead. Every comparison is constant-time; failures are slowed and rate-limited per client address
+(``callbridge.web.throttle``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Mapping
+import unicodedata
 from typing import Final
 
 import attrs
 
 from callbridge.config import Secret
 
-__all__ = ["SESSION_COOKIE", "SESSION_MAX_AGE_S", "WebAuth", "safe_next"]
+__all__ = ["SESSION_COOKIE", "WebAuth", "safe_next"]
 
 SESSION_COOKIE: Final = "callbridge_session"
-SESSION_MAX_AGE_S: Final = 7 * 86_400
-_SESSION_CONTEXT: Final = b"callbridge web session v1"
 
 
 @attrs.frozen(repr=False)
 class WebAuth:
     _token: bytes
-    _session: str
 
     @classmethod
     def from_secret(cls, secret: Secret) -> WebAuth:
-        token = secret.reveal().encode()
-        session = hmac.new(token, _SESSION_CONTEXT, hashlib.sha256).hexdigest()
-        return cls(token=token, session=session)
+        return cls(token=secret.reveal().encode())
 
     def __repr__(self) -> str:
         return "WebAuth(***)"
-
-    @property
-    def session_value(self) -> str:
-        """The cookie value a successful login sets."""
-        return self._session
 
     def token_ok(self, candidate: str | None) -> bool:
         if not candidate:
             return False
         return hmac.compare_digest(candidate.encode(), self._token)
 
-    def session_ok(self, cookie: str | None) -> bool:
-        if not cookie:
-            return False
-        return hmac.compare_digest(cookie.encode(), self._session.encode())
-
     def bearer_ok(self, authorization: str | None) -> bool:
         scheme, _, credentials = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(credentials.strip())
 
-    def authorized(self, authorization: str | None, cookies: Mapping[str, str]) -> bool:
-        """A session cookie, or an ``Authorization: Bearer`` header value."""
-        return self.session_ok(cookies.get(SESSION_COOKIE)) or self.bearer_ok(authorization)
-
 
 def safe_next(target: str | None, default: str = "/calls") -> str:
-    """Where to go after login: only a path on this site (no ``//host`` or scheme tricks)."""
-    if (
-        not target
-        or not target.startswith("/")
-        or target.startswith(("//", "/\\"))
-        or any(ch in target for ch in "\r\n\\")
-    ):
+    """Where to go after login: only a path on this site.
+
+    Refused (``default`` instead): anything not starting with one ``/``, a ``//host`` or ``/\\host``
+    network path, any backslash, and any whitespace or control character anywhere. Browsers drop
+    tabs and newlines inside a URL before resolving it (https://url.spec.whatwg.org/#concept-basic-url-parser),
+    so ``"/\\t/evil.example/x"`` would otherwise land on ``//evil.example/x``: an open redirect.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(_unsafe(ch) for ch in target):
         return default
     return target
+
+
+def _unsafe(ch: str) -> bool:
+    # Whitespace (tab, newline, NBSP, U+2028, ...) and control/format/unassigned characters
+    # (categories Cc, Cf, Cs, Co, Cn: NUL, DEL, bidi overrides, ...).
+    return ch.isspace() or unicodedata.category(ch).startswith("C")

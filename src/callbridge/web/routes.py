@@ -16,6 +16,7 @@ never open to everyone.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -24,7 +25,6 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import orjson
-import trio
 from quart import Blueprint, Response, redirect, render_template, request, send_from_directory
 from quart.typing import ResponseReturnValue
 
@@ -32,8 +32,10 @@ from callbridge.config import Config
 from callbridge.log import get_logger
 from callbridge.transcripts.export import EXPORT_FORMATS, render_export
 from callbridge.transcripts.hub import TranscriptHub
-from callbridge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, WebAuth, safe_next
+from callbridge.web.auth import SESSION_COOKIE, WebAuth, safe_next
+from callbridge.web.sessions import SESSION_MAX_AGE_S, SessionCookies
 from callbridge.web.sse import sse_stream
+from callbridge.web.throttle import AuthThrottle
 
 __all__ = ["CONTENT_SECURITY_POLICY", "create_web_blueprint"]
 
@@ -46,8 +48,6 @@ CONTENT_SECURITY_POLICY: Final = (
 )
 # Call ids are token_urlsafe(16); anything else is refused before it reaches a query or a page.
 _CALL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# A wrong login waits this long: a cheap brake on guessing, invisible to a person.
-_LOGIN_FAILURE_DELAY_S: Final = 0.3
 _PUBLIC_ENDPOINTS: Final = frozenset(
     {"login_form", "login", "logout", "transcription", "static_file"}
 )
@@ -81,8 +81,11 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def create_web_blueprint(hub: TranscriptHub, config: Config) -> Blueprint:
-    """The transcript web UI and API; see the module docstring for the routes."""
+def create_web_blueprint(
+    hub: TranscriptHub, config: Config, *, throttle: AuthThrottle | None = None
+) -> Blueprint:
+    """The transcript web UI and API; see the module docstring for the routes. ``throttle``
+    brakes failed authentication (a default ``AuthThrottle`` when None)."""
     bp = Blueprint("transcripts_web", __name__, template_folder="templates")
     token = config.server.web_token
     if not token:
@@ -94,7 +97,9 @@ def create_web_blueprint(hub: TranscriptHub, config: Config) -> Blueprint:
         _add_disabled_routes(bp)
         return bp
     log.info("web_enabled", pages="/calls", api="/api/calls")
-    _Routes(hub, config, WebAuth.from_secret(token)).register(bp)
+    sessions = SessionCookies(token, Path(config.server.state_dir))
+    auth = WebAuth.from_secret(token)
+    _Routes(hub, config, auth, sessions, throttle or AuthThrottle()).register(bp)
     return bp
 
 
@@ -112,10 +117,19 @@ def _add_disabled_routes(bp: Blueprint) -> None:
 class _Routes:
     """The view functions, closed over one hub, config and auth (no module-level state)."""
 
-    def __init__(self, hub: TranscriptHub, config: Config, auth: WebAuth) -> None:
+    def __init__(
+        self,
+        hub: TranscriptHub,
+        config: Config,
+        auth: WebAuth,
+        sessions: SessionCookies,
+        throttle: AuthThrottle,
+    ) -> None:
         self._hub = hub
         self._config = config
         self._auth = auth
+        self._sessions = sessions
+        self._throttle = throttle
 
     def register(self, bp: Blueprint) -> None:
         bp.before_request(self._require_auth)
@@ -128,8 +142,21 @@ class _Routes:
         endpoint = (request.endpoint or "").rpartition(".")[2]
         if endpoint in _PUBLIC_ENDPOINTS:
             return None
-        if self._auth.authorized(request.headers.get("Authorization"), request.cookies):
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if self._sessions.session_id(cookie) is not None:
             return None
+        authorization = request.headers.get("Authorization")
+        client = _client()
+        if authorization:
+            wait_s = self._throttle.retry_after(client)
+            if wait_s:
+                return _too_many_failures(wait_s)
+            if self._auth.bearer_ok(authorization):
+                return None
+        if authorization or cookie:
+            via = "bearer" if authorization else "cookie"
+            log.warning("web_auth_failed", remote=client, route=request.path, via=via)
+            await self._throttle.failed(client, guess=bool(authorization))
         if _is_api(request.path):
             response = _error(401, "unauthorized", "a valid token is required (cookie or Bearer)")
             response.headers["WWW-Authenticate"] = 'Bearer realm="callbridge"'
@@ -146,18 +173,24 @@ class _Routes:
     async def login(self) -> ResponseReturnValue:
         form = await request.form
         target = safe_next(form.get("next"))
+        client = _client()
+        wait_s = self._throttle.retry_after(client)
+        if wait_s:
+            error = f"Too many wrong tokens: try again in {math.ceil(wait_s)} s."
+            page = await render_template("transcripts_login.html", next=target, error=error)
+            return page, 429, {"Retry-After": str(math.ceil(wait_s))}
         if not self._auth.token_ok(form.get("token")):
-            log.warning("web_login_failed", remote=request.remote_addr)
-            await trio.sleep(_LOGIN_FAILURE_DELAY_S)
+            log.warning("web_login_failed", remote=client)
+            await self._throttle.failed(client, guess=True)
             page = await render_template(
                 "transcripts_login.html", next=target, error="Wrong token."
             )
             return page, 401
-        log.info("web_login", remote=request.remote_addr)
+        log.info("web_login", remote=client)
         response = redirect(target)
         response.set_cookie(
             SESSION_COOKIE,
-            self._auth.session_value,
+            self._sessions.issue(),
             max_age=SESSION_MAX_AGE_S,
             httponly=True,
             samesite="Strict",
@@ -167,6 +200,8 @@ class _Routes:
         return response
 
     async def logout(self) -> ResponseReturnValue:
+        if await self._sessions.revoke(request.cookies.get(SESSION_COOKIE)):
+            log.info("web_logout", remote=_client())
         response = redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
         return response
@@ -250,6 +285,23 @@ async def _feed_body(
     ):
         async for chunk in frames:
             yield chunk
+
+
+def _client() -> str:
+    """The peer's address from the ASGI scope (never a header a client can set)."""
+    peer = request.scope.get("client")
+    return str(peer[0]) if peer else "unknown"
+
+
+def _too_many_failures(wait_s: float) -> Response:
+    seconds = math.ceil(wait_s)
+    message = f"too many failed attempts from this address: retry in {seconds} s"
+    if _is_api(request.path):
+        response = _error(429, "too_many_failures", message)
+    else:
+        response = Response(message + "\n", status=429, mimetype="text/plain")
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _is_https() -> bool:
