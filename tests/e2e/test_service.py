@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-WEB_TOKEN = "sim-web-token"  # StackOptions' default
+WEB_TOKEN = "sim-web-token-for-loopback-only-use"  # StackOptions' default
 
 
 @pytest.fixture
