@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     daemon_events,
     healthz,
     marks_heard,
+    rest_updates,
     wait_report,
 )
 
