@@ -70,7 +70,7 @@ class Harness:
     ) -> tuple[CallSession, FakePhone]:
         """A call admitted (the caller's ``language`` as the webhook decided it, else by the
         rules without the menu) and its caller's stream on hold."""
-        session = self.supervisor.admit(
+        session = await self.supervisor.admit(
             caller_sid=CALLER_SID, caller_number=number, language=language
         )
         assert session is not None

@@ -14,8 +14,12 @@ Routes (Twilio requests every one of them; none is for people):
 - (``WS /media/<call>/<role>``, the Media Streams, are served beside the framework by
   ``media_socket.MediaRoute``.)
 
-Every request is signature-checked against ``server.public_url`` before anything else happens;
-a missing or bad signature is a 403 and a warning naming the route (never the token). Handlers
+Every request is signature-checked before anything else happens: the number's voice webhook and
+its language menu (Twilio requests both from the number's own flow, through the load balancer in
+cluster mode) against ``server.public_url``; everything about one call (the operator's TwiML,
+status callbacks, ``<Connect action>``) against this instance's ``cluster.instance_url``, the URL
+it handed Twilio for that call (without a cluster, the same URL). A missing or bad signature is a
+403 and a warning naming the route (never the token). Handlers
 answer fast (Twilio waits 15 s at most): they only reserve capacity, hand events to the call, and
 build TwiML. The slow work (REST calls, Palabra) runs in the call's own tasks.
 
@@ -103,7 +107,7 @@ class CallHandle(Protocol):
 class CallDirectory(Protocol):
     """Admission and lookup of calls (``calls.supervisor.CallSupervisor``)."""
 
-    def admit(
+    async def admit(
         self, *, caller_sid: str, caller_number: str, language: CallerLanguage
     ) -> CallHandle | None: ...
 
@@ -147,18 +151,18 @@ class TwilioWebhooks:
     # ---- the routes -----------------------------------------------------------------------------
 
     async def incoming_call(self) -> Response:
-        form = await self._verified_form()
+        form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
         decided = self._rules.decide(form.get("From", ""))
         if isinstance(decided, MenuRequired):
             return self._language_menu(form)
-        return self._admit(form, decided)
+        return await self._admit(form, decided)
 
     async def language_chosen(self) -> Response:
         """The menu's answer: ``Digits`` (a key) or none (the menu ran out); never the menu
         again, whatever was pressed."""
-        form = await self._verified_form()
+        form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
         digits = parse_gather_digits(form)
@@ -172,7 +176,7 @@ class TwilioWebhooks:
             language=decided.language,
             source=str(decided.source),
         )
-        return self._admit(form, decided)
+        return await self._admit(form, decided)
 
     async def operator_answered(self, call_id: str) -> Response:
         checked = await self._call_request(call_id, Role.OPERATOR.value, twiml=True)
@@ -220,14 +224,14 @@ class TwilioWebhooks:
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    def _admit(self, form: Mapping[str, str], language: CallerLanguage) -> Response:
+    async def _admit(self, form: Mapping[str, str], language: CallerLanguage) -> Response:
         """Admit the call with the caller's ``language``: the greeting and their stream, or
         the busy prompt, said in that language."""
         caller_sid = form.get("CallSid", "")
         if not caller_sid:
             return self._without_call_sid()
         config, said = self._config, language.language
-        session = self._calls.admit(
+        session = await self._calls.admit(
             caller_sid=caller_sid, caller_number=form.get("From", ""), language=language
         )
         if session is None:
@@ -251,12 +255,14 @@ class TwilioWebhooks:
             )
         )
 
-    async def _verified_form(self) -> Mapping[str, str] | None:
-        """The request's form if its signature is valid, else None (already logged and counted)."""
+    async def _verified_form(self, *, number_webhook: bool = False) -> Mapping[str, str] | None:
+        """The request's form if its signature is valid, else None (already logged and counted).
+        ``number_webhook``: signed over ``server.public_url`` (the number's own webhooks), else
+        over ``cluster.instance_url``."""
         form = await request.form
-        if self._checker.check_http(
-            request.path, request.query_string, form, request.headers.get(SIGNATURE_HEADER)
-        ):
+        signature = request.headers.get(SIGNATURE_HEADER)
+        path, query = request.path, request.query_string
+        if self._checker.check_http(path, query, form, signature, number_webhook=number_webhook):
             return form
         self._counters["bad_signature"] += 1
         log.warning(
@@ -314,7 +320,8 @@ class TwilioWebhooks:
         return say_and_hangup_twiml(pick_prompt(self._config.prompts.apology, language), language)
 
     def _stream_twiml(self, call_id: str, role: Role, say: str, language: str) -> str:
-        base = self._config.public_url
+        # The call's own instance: both streams and the <Connect action> must reach its owner.
+        base = self._config.instance_url
         return connect_stream_twiml(
             say_text=say or None,
             say_lang=language,
