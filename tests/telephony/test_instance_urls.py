@@ -1,0 +1,122 @@
+"""Cluster mode's two kinds of URL (docs/cluster.md): the number's voice webhook is requested (and
+signed) at the shared ``server.public_url``; every URL one instance hands Twilio for a call it owns
+starts with its own ``cluster.instance_url``, and is checked against that."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+from quart_trio import QuartTrio
+
+from callbridge.config import Config
+from callbridge.services import Services
+from callbridge.telephony.signature import SignatureChecker
+from tests.calls.fakes import FakeControl
+from tests.calls.harness import OPERATORS, harness, make_config
+from tests.telephony.test_media_socket import Socket, denied_with, upgrade
+from tests.telephony.webhook_app import INCOMING, PUBLIC, build_app, post, sign
+
+INSTANCE = "https://bridge.example.com/i/node-2"  # a path prefix the proxy strips
+INSTANCE_WS = "wss://bridge.example.com/i/node-2"
+PUBLIC_WS = "wss://bridge.example.com"
+
+
+def cluster_config() -> Config:
+    return make_config(CALLBRIDGE_CLUSTER_INSTANCE_URL=INSTANCE + "/")
+
+
+@pytest.fixture
+async def node(nursery: trio.Nursery) -> AsyncIterator[tuple[QuartTrio, Services, FakeControl]]:
+    async for built in build_app(nursery, cluster_config()):
+        yield built
+
+
+async def incoming(quart_app: QuartTrio, services: Services) -> tuple[str, str]:
+    response = await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+    assert response.status_code == 200
+    return services.supervisor.active_records()[0].id, await response.get_data(as_text=True)
+
+
+async def test_the_voice_webhook_is_checked_against_the_public_url(node: Any) -> None:
+    quart_app, services, _ = node
+    signed_for_instance = sign("/twiml/client", INCOMING, base=INSTANCE)
+    response = await post(quart_app, "/twiml/client", INCOMING, signed_for_instance)
+    assert response.status_code == 403 and services.counters["bad_signature"] == 1
+    call_id, _ = await incoming(quart_app, services)
+    assert call_id
+
+
+async def test_the_callers_stream_and_connect_action_point_at_this_instance(node: Any) -> None:
+    quart_app, services, _ = node
+    call_id, body = await incoming(quart_app, services)
+    assert f'<Stream url="{INSTANCE_WS}/media/{call_id}/caller">' in body
+    assert f'action="{INSTANCE}/twiml/stream-ended/{call_id}/caller"' in body
+
+
+async def test_per_call_webhooks_are_checked_against_the_instance_url(node: Any) -> None:
+    quart_app, services, _ = node
+    call_id, _ = await incoming(quart_app, services)
+    path = f"/twilio/status/{call_id}/operator"
+    form = {"CallSid": "CA" + "1" * 32, "CallStatus": "ringing"}
+    assert (await post(quart_app, path, form, sign(path, form))).status_code == 403
+    assert (await post(quart_app, path, form, sign(path, form, base=INSTANCE))).status_code == 204
+    ended = f"/twiml/stream-ended/{call_id}/caller"
+    response = await post(quart_app, ended, form, sign(ended, form, base=PUBLIC))
+    assert response.status_code == 403
+    assert services.counters["bad_signature"] == 2
+
+
+async def test_the_media_upgrade_is_checked_against_the_instance_url(
+    node: Any, nursery: trio.Nursery
+) -> None:
+    quart_app, services, _ = node
+    call_id, _ = await incoming(quart_app, services)
+    path = f"/media/{call_id}/caller"
+    assert await denied_with(services, path, sign(path, {}, base=PUBLIC_WS)) == 403
+    socket = Socket(path, sign(path, {}, base=INSTANCE_WS))
+    nursery.start_soon(upgrade, services, socket)
+    assert (await socket.next_event())["type"] == "websocket.accept"
+
+
+def test_without_a_cluster_both_kinds_are_the_public_url() -> None:
+    checker = SignatureChecker(make_config())
+    form = {"CallSid": "CA" + "1" * 32}
+    signature = sign("/twilio/status/c/operator", form)
+    assert checker.check_http("/twilio/status/c/operator", "", form, signature)
+    signature = sign("/twiml/client", form)
+    assert checker.check_http("/twiml/client", "", form, signature, number_webhook=True)
+
+
+async def test_the_operators_call_and_its_answer_point_at_this_instance(
+    autojump_clock: Any,
+) -> None:
+    async with harness(cluster_config()) as h:
+        session, caller, operator = await h.bridged_call()
+        [(url, status_callback)] = h.control.create_urls
+        call_id = session.record.id
+        assert url == f"{INSTANCE}/twiml/operator/{call_id}"
+        assert status_callback == f"{INSTANCE}/twilio/status/{call_id}/operator"
+        assert session.record.operator_number in OPERATORS
+        await caller.stop()
+        await h.ended(session)
+        del operator
+
+
+async def test_the_operators_stream_points_at_this_instance(node: Any) -> None:
+    quart_app, services, _ = node
+    call_id, _ = await incoming(quart_app, services)
+    path = f"/twiml/operator/{call_id}"
+    form = {"CallSid": "CA" + "0" * 31 + "1", "CallStatus": "in-progress"}
+    session = services.supervisor.find(call_id)
+    assert session is not None
+    with trio.fail_after(5):  # the dialer's create runs in the background
+        while session.operator_legs.wanted is None:
+            await trio.sleep(0.01)
+    form["CallSid"] = session.operator_legs.wanted
+    response = await post(quart_app, path, form, sign(path, form, base=INSTANCE))
+    body = await response.get_data(as_text=True)
+    assert f'<Stream url="{INSTANCE_WS}/media/{call_id}/operator">' in body
+    assert f'action="{INSTANCE}/twiml/stream-ended/{call_id}/operator"' in body
