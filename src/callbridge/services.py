@@ -94,15 +94,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         )
         supervisor = CallSupervisor(deps, cluster.admission)
         await nursery.start(supervisor.run)
-        owner = config.instance_id
-        nursery.start_soon(partial(end_orphaned_calls, config, control, hub, orphaned, owner=owner))
-        # Registry heartbeat (returns at once without a cluster), carrying load and draining;
-        # the survivor that claims a dead instance ends that instance's calls.
-        await nursery.start(
-            cluster.run,
-            lambda: InstanceStatus(supervisor.active_count, supervisor.draining),
-            partial(_take_over, config, control, hub),
-        )
+        await _start_recovery(nursery, config, control, hub, cluster, supervisor, orphaned)
         services = Services(
             config,
             http,
@@ -117,6 +109,27 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             yield services
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def _start_recovery(
+    nursery: trio.Nursery,
+    config: Config,
+    control: CallControl,
+    hub: TranscriptHub,
+    cluster: Cluster,
+    supervisor: CallSupervisor,
+    orphaned: list[dict[str, Any]],
+) -> None:
+    """End this instance's ``orphaned`` calls in the background; start the registry heartbeat
+    (returns at once without a cluster), carrying load and draining, whose ``on_dead`` ends a
+    dead instance's calls in the survivor that claims it."""
+    owner = config.instance_id
+    nursery.start_soon(partial(end_orphaned_calls, config, control, hub, orphaned, owner=owner))
+    await nursery.start(
+        cluster.run,
+        lambda: InstanceStatus(supervisor.active_count, supervisor.draining),
+        partial(_take_over, config, control, hub),
+    )
 
 
 async def _orphaned_calls(hub: TranscriptHub) -> list[dict[str, Any]]:

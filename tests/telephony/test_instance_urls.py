@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from quart_trio import QuartTrio
@@ -120,3 +121,22 @@ async def test_the_operators_stream_points_at_this_instance(node: Any) -> None:
     body = await response.get_data(as_text=True)
     assert f'<Stream url="{INSTANCE_WS}/media/{call_id}/operator">' in body
     assert f'action="{INSTANCE}/twiml/stream-ended/{call_id}/operator"' in body
+
+
+async def test_the_language_menu_is_the_numbers_and_checked_against_the_public_url(
+    nursery: trio.Nursery,
+) -> None:
+    """Twilio requests the menu's answer from the number's own flow, through the balancer: its
+    ``<Gather action>`` is on the public URL, and its signature is checked against that."""
+    config = cluster_config()
+    config = attrs.evolve(config, languages=attrs.evolve(config.languages, menu=["en", "es"]))
+    async for quart_app, _services, _ in build_app(nursery, config):
+        response = await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+        body = await response.get_data(as_text=True)
+        assert f'action="{PUBLIC}/twiml/client/language"' in body
+        menu, form = "/twiml/client/language", {**INCOMING, "Digits": "2"}
+        refused = await post(quart_app, menu, form, sign(menu, form, base=INSTANCE))
+        assert refused.status_code == 403
+        answered = await post(quart_app, menu, form, sign(menu, form))
+        answer = await answered.get_data(as_text=True)
+        assert answered.status_code == 200 and f'<Stream url="{INSTANCE_WS}/media/' in answer
