@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import trio
 
-from callbridge.cluster import InstanceInfo, InstanceStatus, RedisOperatorPool, open_cluster
+from callbridge.cluster import (
+    InstanceInfo,
+    InstanceStatus,
+    RedisOperatorPool,
+    open_cluster,
+)
 from callbridge.cluster.registry import DEAD_AFTER_HEARTBEATS
 
 from .helpers import adapter, cluster_config
@@ -73,4 +78,31 @@ async def test_a_slow_takeover_does_not_hold_the_heartbeat(
                 await trio.sleep(HEARTBEAT_S)  # the heartbeat goes on while on_dead waits
             assert claimed == ["doomed"]
             release.set()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_draining_instance_knows_whether_others_take_calls(
+    redis_server: str, redis_prefix: str
+) -> None:
+    configs = [
+        cluster_config(redis_server, redis_prefix, name, heartbeat_s=HEARTBEAT_S)
+        for name in ("a", "b")
+    ]
+    b_status = InstanceStatus(load=0, draining=False)
+    with trio.fail_after(30):
+        async with (
+            open_cluster(configs[0]) as a,
+            open_cluster(configs[1]) as b,
+            trio.open_nursery() as nursery,
+        ):
+            assert not a.others_take_calls()
+            await nursery.start(a.run, lambda: InstanceStatus(load=1, draining=True))
+            await nursery.start(b.run, lambda: b_status)
+            while not a.others_take_calls():  # a's next heartbeat sees b
+                await trio.sleep(HEARTBEAT_S)
+            while b.others_take_calls():  # b sees a, but a drains: nobody else for b
+                await trio.sleep(HEARTBEAT_S)
+            b_status = InstanceStatus(load=0, draining=True)  # b drains too: nobody takes calls
+            while a.others_take_calls():
+                await trio.sleep(HEARTBEAT_S)
             nursery.cancel_scope.cancel()

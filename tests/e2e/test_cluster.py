@@ -309,10 +309,13 @@ def test_a_killed_instance_calls_are_ended_by_a_survivor_and_the_rest_untouched(
 
 
 def test_a_rolling_restart_loses_no_call(cluster: tuple[Stack, Leases, str]) -> None:
-    """SIGTERM one instance at a time: it says it is draining, takes no new call (they go to the
-    others and are bridged), its own calls go on until their callers hang up, it exits cleanly
-    and starts again. Every call ends ``caller_hangup``: none cut by the restart."""
+    """SIGTERM one instance at a time: it says it is draining, takes no new call (behind a plain
+    round-robin proxy it hands each one back with ``<Redirect>``, and another instance bridges
+    it), its own calls go on until their callers hang up, it exits cleanly and starts again.
+    Every call ends ``caller_hangup``: none cut by the restart, none refused."""
     stack, leases, _ = cluster
+    assert stack.balancer is not None
+    stack.balancer.check_ready = False  # nginx without health checks: plain round-robin
     placed: dict[str, tuple[str, int]] = {}  # caller CallSid -> (call id, owner)
     live: set[str] = set()
     for index in (0, 1, 2):
@@ -323,13 +326,15 @@ def test_a_rolling_restart_loses_no_call(cluster: tuple[Stack, Leases, str]) -> 
         stopping = threading.Thread(target=stack.stop_daemon, args=(index,))
         stopping.start()
         wait_until("the heartbeat says draining", partial(draining, leases, f"node-{index + 1}"))
-        # A call arriving during the drain goes to another instance and is bridged.
-        caller = stack.place_call()
-        call_id, owner = call_id_of(stack, caller)
-        assert owner != index
-        placed[caller] = (call_id, owner)
-        live.add(caller)
-        wait_until("bridged elsewhere", partial(bridged, stack, call_id))
+        # Calls arriving during the drain go to the other instances and are bridged: through a
+        # plain round-robin proxy, the one routed to the draining instance is handed back.
+        for _ in range(3):
+            caller = stack.place_call()
+            call_id, owner = call_id_of(stack, caller)
+            assert owner != index
+            placed[caller] = (call_id, owner)
+            live.add(caller)
+            wait_until("bridged elsewhere", partial(bridged, stack, call_id))
         # The draining instance's calls finish: their callers hang up, and it exits.
         for sid in [s for s in live if placed[s][1] == index]:
             hang_up(stack, sid)
@@ -337,8 +342,11 @@ def test_a_rolling_restart_loses_no_call(cluster: tuple[Stack, Leases, str]) -> 
         stopping.join(timeout=EVENT_TIMEOUT_S)
         assert stack.daemons[index].popen.returncode == 0
         stack.restart_daemon(index)
+    stack.balancer.check_ready = True
     report = stack.report("twilio")
     assert not any(heard_busy(report, sid) for sid in placed)
+    handed = {r["caller_sid"] for r in events(stack, "call_handed_off")}
+    assert handed and handed <= set(placed)  # draining instances handed calls back
     end_all(stack, sorted(live))
     for sid, (call_id, _) in placed.items():
         wait_until("call_ended logged", partial(events, stack, "call_ended", call_id=call_id))

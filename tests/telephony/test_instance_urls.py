@@ -11,14 +11,16 @@ import attrs
 import pytest
 import trio
 from quart_trio import QuartTrio
+from structlog.testing import capture_logs
 
+from callbridge.app import create_app
 from callbridge.config import Config
 from callbridge.services import Services
 from callbridge.telephony.signature import SignatureChecker
 from tests.calls.fakes import FakeControl
 from tests.calls.harness import OPERATORS, harness, make_config
 from tests.telephony.test_media_socket import Socket, denied_with, upgrade
-from tests.telephony.webhook_app import INCOMING, PUBLIC, build_app, post, sign
+from tests.telephony.webhook_app import CALLER_SID, INCOMING, PUBLIC, build_app, post, sign
 
 INSTANCE = "https://bridge.example.com/i/node-2"  # a path prefix the proxy strips
 INSTANCE_WS = "wss://bridge.example.com/i/node-2"
@@ -140,3 +142,35 @@ async def test_the_language_menu_is_the_numbers_and_checked_against_the_public_u
         answered = await post(quart_app, menu, form, sign(menu, form))
         answer = await answered.get_data(as_text=True)
         assert answered.status_code == 200 and f'<Stream url="{INSTANCE_WS}/media/' in answer
+
+
+@attrs.define
+class PeersReady:
+    """``Cluster.others_take_calls`` as a test sets it."""
+
+    ready: bool = True
+
+    def others_take_calls(self) -> bool:
+        return self.ready
+
+
+async def test_a_draining_instance_hands_new_calls_back_to_the_balancer(
+    nursery: trio.Nursery,
+) -> None:
+    async for _app, services, _ in build_app(nursery, cluster_config()):
+        peers = PeersReady()
+        services.cluster = peers  # type: ignore[assignment]
+        quart_app = create_app(services)
+        await services.supervisor.drain(0.0)
+        with capture_logs() as logs:
+            response = await post(
+                quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING)
+            )
+        body = await response.get_data(as_text=True)
+        assert f'<Redirect method="POST">{PUBLIC}/twiml/client</Redirect>' in body
+        assert services.supervisor.active_count == 0
+        assert services.counters["handed_off_calls"] == 1
+        assert [e["caller_sid"] for e in logs if e["event"] == "call_handed_off"] == [CALLER_SID]
+        peers.ready = False  # nobody else takes calls: the busy prompt, as on a single daemon
+        response = await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
+        assert "busy" in await response.get_data(as_text=True)

@@ -59,10 +59,17 @@ class Cluster:
     feeds: StreamFeeds | None = None
     redis: RedisAdapter | None = None
     _reported_dead: set[str] = attrs.Factory(set)
+    # Other instances alive and not draining, as of the last heartbeat.
+    _ready_peers: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
         return self.registry is not None
+
+    def others_take_calls(self) -> bool:
+        """Another instance was alive and not draining at the last heartbeat (so a draining
+        instance can hand a new call back to the balancer); always False without a cluster."""
+        return bool(self._ready_peers)
 
     async def run(
         self,
@@ -103,11 +110,16 @@ class Cluster:
             for renew in (self.admission, self.operators):
                 if isinstance(renew, RedisAdmission | RedisOperatorPool):
                     await renew.renew()
-            dead = await registry.dead_instances()
+            instances = await registry.instances()
         except redis.RedisError as exc:
             log.error("cluster_heartbeat_failed", error=repr(exc))
             return
-        for info in dead:
+        self._ready_peers = frozenset(
+            i.instance_id
+            for i in instances
+            if i.alive and not i.draining and i.instance_id != self.instance_id
+        )
+        for info in (i for i in instances if not i.alive):
             if on_dead is None:
                 if info.instance_id not in self._reported_dead:
                     self._reported_dead.add(info.instance_id)

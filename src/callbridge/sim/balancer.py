@@ -6,8 +6,10 @@ everything else about a call goes straight to its owner's ``cluster.instance_url
 proxy for tests and benchmarks on loopback: a threaded HTTP server that forwards each POST,
 unchanged (body, ``X-Twilio-Signature``), to the next instance in round-robin order whose
 ``/readyz`` answers 200 (a draining instance answers 503 and is skipped, as a health-checked
-upstream would be), and returns that instance's answer. ``pin(index)`` sends every request to one
-instance (a test that needs a call on a given instance); ``routed`` records who got what.
+upstream would be), and returns that instance's answer; with ``check_ready = False`` it is a plain
+round-robin proxy (nginx without health checks), and a draining instance hands calls back itself
+(``<Redirect>``). ``pin(index)`` sends every request to one instance (a test that needs a call on
+a given instance); ``routed`` records who got what.
 
 Resource handling: ``start()`` runs the server in a daemon thread; ``close()`` shuts it down and
 joins it.
@@ -39,6 +41,7 @@ class VoiceBalancer:
         self._lock = threading.Lock()
         self._next = 0
         self._pinned: int | None = None
+        self.check_ready = True
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -78,7 +81,7 @@ class VoiceBalancer:
     def forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
         """``(status, body, content type)`` of the first ready backend's answer; 503 if none."""
         for index in self._order():
-            if self._pinned is None and not self._ready(index):
+            if self._pinned is None and self.check_ready and not self._ready(index):
                 continue
             try:
                 answer = httpx.post(

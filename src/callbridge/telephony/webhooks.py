@@ -5,7 +5,11 @@ Routes (Twilio requests every one of them; none is for people):
 - ``POST /twiml/client``: the number's voice webhook; decides the caller's language
   (``routing.LanguageRules``), admits the call (or the busy prompt) and answers the greeting and
   the caller's ``<Connect><Stream>``, both in the caller's language; or, when the rules say the
-  caller must be asked, answers the keypad language menu and admits nothing yet;
+  caller must be asked, answers the keypad language menu and admits nothing yet. A draining
+  cluster instance that another instance can take the call from (``handoff``) answers
+  ``<Redirect>`` to the number's webhook instead of the busy prompt: Twilio asks the balancer
+  again, which picks another instance (a plain round-robin proxy does; a health-checked one
+  has already taken the draining instance out);
 - ``POST /twiml/client/language``: the menu's ``<Gather action>`` (a key, ``Digits``) or its
   final ``<Redirect>`` (no key): decides with the key, then admits as above;
 - ``POST /twiml/operator/<call>``: the operator answered; their ``<Connect><Stream>``;
@@ -59,10 +63,12 @@ from callbridge.telephony.status import StatusCallbackError, StatusUpdate, parse
 from callbridge.telephony.twiml import (
     connect_stream_twiml,
     hangup_twiml,
+    http_url,
     language_menu_twiml,
     language_menu_url,
     media_stream_url,
     parse_gather_digits,
+    redirect_twiml,
     say_and_hangup_twiml,
     stream_ended_url,
 )
@@ -131,11 +137,14 @@ class TwilioWebhooks:
         calls: CallDirectory,
         checker: SignatureChecker,
         counters: Counter[str],
+        handoff: Callable[[], bool] | None = None,
     ) -> None:
         self._config = config
         self._calls = calls
         self._checker = checker
         self._counters = counters
+        # True while this instance drains and another one takes calls (cluster mode).
+        self._handoff = handoff
         self._rules = LanguageRules.from_config(config)
         self._menu = menu_prompts(config) if config.languages.menu else ()
 
@@ -154,6 +163,10 @@ class TwilioWebhooks:
         form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
+        if self._handoff is not None and self._handoff():
+            self._counters["handed_off_calls"] += 1
+            log.info("call_handed_off", caller_sid=form.get("CallSid", ""))
+            return _twiml(redirect_twiml(http_url(self._config.public_url, request.path)))
         decided = self._rules.decide(form.get("From", ""))
         if isinstance(decided, MenuRequired):
             return self._language_menu(form)
