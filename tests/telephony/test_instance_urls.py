@@ -17,6 +17,7 @@ from callbridge.app import create_app
 from callbridge.config import Config
 from callbridge.services import Services
 from callbridge.telephony.signature import SignatureChecker
+from callbridge.telephony.webhooks import MAX_HANDOFFS
 from tests.calls.fakes import FakeControl
 from tests.calls.harness import OPERATORS, harness, make_config
 from tests.telephony.test_media_socket import Socket, denied_with, upgrade
@@ -167,10 +168,15 @@ async def test_a_draining_instance_hands_new_calls_back_to_the_balancer(
                 quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING)
             )
         body = await response.get_data(as_text=True)
-        assert f'<Redirect method="POST">{PUBLIC}/twiml/client</Redirect>' in body
+        assert f'<Redirect method="POST">{PUBLIC}/twiml/client?handoff=1</Redirect>' in body
         assert services.supervisor.active_count == 0
         assert services.counters["handed_off_calls"] == 1
         assert [e["caller_sid"] for e in logs if e["event"] == "call_handed_off"] == [CALLER_SID]
+        # Handed back three times already (a balancer that keeps choosing draining instances):
+        # the busy prompt, not a fourth redirect.
+        path = f"/twiml/client?handoff={MAX_HANDOFFS}"
+        response = await post(quart_app, path, INCOMING, sign(path, INCOMING))
+        assert "busy" in await response.get_data(as_text=True)
         peers.ready = False  # nobody else takes calls: the busy prompt, as on a single daemon
         response = await post(quart_app, "/twiml/client", INCOMING, sign("/twiml/client", INCOMING))
         assert "busy" in await response.get_data(as_text=True)

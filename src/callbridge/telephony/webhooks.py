@@ -78,6 +78,8 @@ __all__ = ["CallDirectory", "CallHandle", "TwilioWebhooks"]
 log = get_logger("callbridge.webhooks")
 
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+# How many times one call is handed from a draining instance back to the balancer.
+MAX_HANDOFFS: Final = 3
 
 _ROUTES: Final = (
     ("/twiml/client", "incoming_call", ("POST",)),
@@ -118,6 +120,11 @@ class CallDirectory(Protocol):
     ) -> CallHandle | None: ...
 
     def find_any(self, call_id: str) -> CallHandle | None: ...
+
+
+def _handoffs(value: str | None) -> int:
+    """The ``handoff`` count a draining instance put in the redirect URL (0: none, or junk)."""
+    return int(value) if value is not None and value.isdigit() and len(value) < 3 else 0
 
 
 def _twiml(body: str) -> Response:
@@ -163,10 +170,14 @@ class TwilioWebhooks:
         form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
-        if self._handoff is not None and self._handoff():
+        handed = _handoffs(request.args.get("handoff"))
+        if self._handoff is not None and handed < MAX_HANDOFFS and self._handoff():
+            # Counted in the URL, so a balancer that keeps choosing draining instances ends in
+            # the busy prompt rather than a loop of redirects.
             self._counters["handed_off_calls"] += 1
-            log.info("call_handed_off", caller_sid=form.get("CallSid", ""))
-            return _twiml(redirect_twiml(http_url(self._config.public_url, request.path)))
+            log.info("call_handed_off", caller_sid=form.get("CallSid", ""), handoffs=handed + 1)
+            url = http_url(self._config.public_url, f"/twiml/client?handoff={handed + 1}")
+            return _twiml(redirect_twiml(url))
         decided = self._rules.decide(form.get("From", ""))
         if isinstance(decided, MenuRequired):
             return self._language_menu(form)
