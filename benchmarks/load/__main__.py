@@ -7,6 +7,12 @@ calls in tone mode; both parties speak 1.5 s every 6 s, translated both ways. St
 fails (outbound lateness p99 >= 20 ms, a late or missing frame caused by the daemon, a dropped
 frame, or the daemon's core saturated), then it writes ``benchmarks/results/load-LABEL.json``,
 ``.md`` and ``.png``. See docs/performance.md for the method and how to read the figures.
+
+Several instances: ``--daemons N`` runs N daemons, calls spread round-robin over them; add
+``--redis-url`` and ``--database-url`` (servers you started) to run them as one cluster
+(docs/cluster.md), the calls spread by a voice-webhook balancer at the shared public URL and
+``server.max_calls`` counted across the cluster. Every step then reports calls and CPU per
+instance (``per_instance``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--window-s", type=float, default=30.0, help="measurement window per step")
     p.add_argument("--settle-s", type=float, default=4.0, help="after the last call bridged")
     p.add_argument("--daemons", type=int, default=1, help="daemon processes; calls round-robin")
+    p.add_argument("--redis-url", default="", help="run the daemons as a cluster on this Redis")
+    p.add_argument("--database-url", default="", help="the cluster's PostgreSQL (with --redis-url)")
     p.add_argument("--label", default="latest", help="names the outputs: load-LABEL.*")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     p.add_argument("--no-pin", action="store_true", help="leave CPU placement to the kernel")
@@ -105,6 +113,9 @@ def stack_options(workdir: Path, args: argparse.Namespace, max_calls: int) -> St
         caller_language=LANGUAGES["caller"],
         operator_language=LANGUAGES["operator"],
         daemons=args.daemons,
+        redis_url=args.redis_url,
+        database_url=args.database_url,
+        cluster_prefix=f"bench{os.getpid()}",
     )
 
 
@@ -124,6 +135,8 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the Stack stops the daemons and simulators it started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args()
+    if bool(args.redis_url) != bool(args.database_url):
+        sys.exit("--redis-url and --database-url go together (a cluster needs both)")
     plan = step_plan(args)
     meta: dict[str, Any] = {
         "label": args.label,
@@ -131,6 +144,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, {platform.platform()}",
         "daemons": args.daemons,
+        "cluster": bool(args.redis_url),
         "window_s": args.window_s,
         "settle_s": args.settle_s,
         "speech": SPEECH,

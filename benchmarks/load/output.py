@@ -37,8 +37,36 @@ def progress_line(step: Step) -> str:
         f"loop lag p99 {_fmt(step['loop_lag_p99_ms'])} ms, load {step['load_average'][0]:.2f}, "
         f"daemon waited for a CPU {step['daemon_runqueue_wait_pct']:.0f} %, "
         f"sims {step['sim_cpu_pct']['twilio']:.0f}+{step['sim_cpu_pct']['palabra']:.0f} % "
+        f"{instances_text(step)}"
         f"-> {'ok' if not step['failed'] else 'FAIL: ' + ', '.join(step['failed'])}"
     )
+
+
+def instances_text(step: Step) -> str:
+    """``per instance: 4 / 3 / 3 calls, 31 / 24 / 25 % CPU `` with several daemons, else ""."""
+    rows = step.get("per_instance") or []
+    if len(rows) < 2:
+        return ""
+    calls = " / ".join(str(r["calls"]) for r in rows)
+    cpu = " / ".join(f"{r['cpu_pct']:.0f}" for r in rows)
+    return f"per instance: {calls} calls, {cpu} % CPU "
+
+
+def instances_table(steps: Sequence[Step]) -> list[str]:
+    """Calls and CPU per instance and step, when the sweep ran several daemons."""
+    widths = {len(s.get("per_instance") or []) for s in steps}
+    if not widths or max(widths) < 2:
+        return []
+    n = max(widths)
+    head = " | ".join(f"instance {i + 1}: calls, CPU %, ms/call-s" for i in range(n))
+    lines = ["", "Per instance:", "", f"| calls | {head} |", "|---:|" + "---|" * n]
+    for s in steps:
+        cells = " | ".join(
+            f"{r['calls']}, {_fmt(r['cpu_pct'])}, {_fmt(r['cpu_ms_per_call_s'], 2)}"
+            for r in s.get("per_instance") or []
+        )
+        lines.append(f"| {s['calls']} | {cells} |")
+    return lines
 
 
 def markdown(run: Mapping[str, Any]) -> str:
@@ -69,6 +97,7 @@ def markdown(run: Mapping[str, Any]) -> str:
             f"{s['sim_cpu_pct']['twilio']:.0f} + {s['sim_cpu_pct']['palabra']:.0f} | "
             f"{'ok' if not s['failed'] else ', '.join(s['failed'])} |"
         )
+    lines += instances_table(run["steps"])
     if run.get("profile"):
         lines += ["", *profile_table(run["profile"])]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """One step of the load sweep: N fresh calls, a measurement window, the figures, the verdict.
 
 Each step starts from an idle daemon (the previous step's calls hung up), places N calls spread
-round-robin over the daemons at random moments (so every stream has its own 20 ms phase),
+round-robin over the daemons at random moments (so every stream has its own 20 ms phase; in
+cluster mode the voice-webhook balancer spreads them, as nginx would),
 waits until all are bridged and settled, then measures for ``window_s`` seconds:
 
 * daemon CPU (``/proc``) per call-second, and whether its core is saturated;
@@ -15,6 +16,8 @@ waits until all are bridged and settled, then measures for ``window_s`` seconds:
   waits has late frames that are the neighbours' doing, not its own.
 
 Then it hangs the calls up and adds the frames each call dropped (its ``call_ended`` line).
+With several daemons every step also reports, per instance, the calls it carried and its CPU
+(``per_instance``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from benchmarks.load import latency, metrics, procs
 
 from callbridge.sim.stack import Stack
 
-__all__ = ["Criteria", "StepRunner"]
+__all__ = ["Criteria", "StepRunner", "per_instance"]
 
 BRIDGE_TIMEOUT_S = 90.0
 END_TIMEOUT_S = 60.0
@@ -89,7 +92,7 @@ class StepRunner:
         and must return within the window."""
         rss_idle = [procs.rss_mb(pid) for pid in self.daemon_pids]
         ended_before = [len(d.events("call_ended")) for d in self.stack.daemons]
-        bridged = self._place(calls)
+        per_daemon = self._place(calls)
         time.sleep(self.settle_s)
         window = self._measure(on_window)
         self.stack.sim_post("twilio", "/_sim/hangup", {"party": "caller"})
@@ -97,23 +100,28 @@ class StepRunner:
         self.stack.wait_idle(END_TIMEOUT_S)
         palabra = self.stack.report("palabra")
         self.stack.sim_post("palabra", "/_sim/reset")
-        return self._figures(calls, bridged, rss_idle, window, summaries, palabra)
+        step = self._figures(calls, sum(per_daemon), rss_idle, window, summaries, palabra)
+        step["per_instance"] = per_instance(per_daemon, window["daemon_cpu"])
+        return step
 
-    def _place(self, calls: int) -> int:
+    def _place(self, calls: int) -> list[int]:
+        """Place ``calls`` calls; the calls each daemon bridged, once all are (or time is up)."""
         before = [len(d.events("call_bridged")) for d in self.stack.daemons]
         urls = self.stack.app_urls
         for index in range(calls):
             self._placed += 1
-            caller = {"from": f"+1555{self._placed:07d}", "app_url": urls[index % len(urls)]}
+            caller = {"from": f"+1555{self._placed:07d}"}
+            if self.stack.balancer is None:  # a cluster's balancer picks the instance itself
+                caller["app_url"] = urls[index % len(urls)]
             self.stack.sim_post("twilio", "/_sim/call", caller)
             time.sleep(random.uniform(0.02, 0.12))  # every stream gets its own phase
         deadline = time.monotonic() + BRIDGE_TIMEOUT_S
         while True:
-            bridged = sum(
+            bridged = [
                 len(d.events("call_bridged")) - n
                 for d, n in zip(self.stack.daemons, before, strict=True)
-            )
-            if bridged >= calls or time.monotonic() > deadline:
+            ]
+            if sum(bridged) >= calls or time.monotonic() > deadline:
                 return bridged
             time.sleep(0.2)
 
@@ -234,6 +242,19 @@ class StepRunner:
         }
         step["failed"] = self.criteria.failures(step)
         return step
+
+
+def per_instance(bridged: Sequence[int], cpu: Sequence[float]) -> list[dict[str, float]]:
+    """Per daemon: the calls it carried in the window, its CPU (% of a core) and its CPU per
+    call-second (ms), so N instances can be compared with one."""
+    return [
+        {
+            "calls": calls,
+            "cpu_pct": round(share * 100, 1),
+            "cpu_ms_per_call_s": round(share * 1000 / calls, 2) if calls else 0.0,
+        }
+        for calls, share in zip(bridged, cpu, strict=True)
+    ]
 
 
 def _dropped_detail(summaries: Sequence[Mapping[str, Any]]) -> dict[str, int]:

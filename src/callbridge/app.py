@@ -27,8 +27,14 @@ def create_asgi(services: Services) -> MediaRoute:
 
 def create_app(services: Services) -> QuartTrio:
     app = QuartTrio("callbridge")
+    cluster, supervisor = services.cluster, services.supervisor
     webhooks = TwilioWebhooks(
-        services.config, services.supervisor, services.signatures, services.counters
+        services.config,
+        supervisor,
+        services.signatures,
+        services.counters,
+        # A draining cluster instance hands new calls back to the balancer while others take them.
+        handoff=(lambda: supervisor.draining and cluster.others_take_calls()) if cluster else None,
     )
     app.register_blueprint(webhooks.blueprint())
 

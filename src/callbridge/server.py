@@ -55,12 +55,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def resolve_public_url(config: Config, sock: socket.socket) -> Config:
-    """With no ``server.public_url``, Twilio is told the address we actually bound."""
-    if config.server.public_url:
-        return config
+    """What binding decided: ``server.port = 0`` becomes the port bound (so the default
+    ``Config.instance_id``, ``hostname:port``, names this process, not ``hostname:0``), and with
+    no ``server.public_url`` Twilio is told the address we actually bound."""
     host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-    return attrs.evolve(config, server=attrs.evolve(config.server, public_url=url))
+    server = config.server
+    if server.port == 0:
+        server = attrs.evolve(server, port=port)
+    if not server.public_url:
+        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        server = attrs.evolve(server, public_url=url)
+    return attrs.evolve(config, server=server)
 
 
 def hypercorn_config(sock: socket.socket) -> HypercornConfig:

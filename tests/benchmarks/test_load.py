@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 import pytest
-from benchmarks.load import latency, metrics, profile
-from benchmarks.load.sweep import Criteria
+from benchmarks.load import latency, metrics, output, profile
+from benchmarks.load.sweep import Criteria, per_instance
 
 
 def test_loop_lag_p99_is_read_from_the_windows_own_buckets() -> None:
@@ -87,3 +87,18 @@ def test_a_step_fails_on_any_criterion() -> None:
     assert criteria.failures(ok | {"late_frames": 1}) == ["late frames"]
     assert criteria.failures(ok | {"daemon_cpu_pct": 96.0}) == ["core saturated"]
     assert Criteria(late_frames=5).failures(ok | {"late_frames": 5}) == []
+
+
+def test_several_instances_report_their_calls_and_cpu_each() -> None:
+    rows = per_instance([4, 3, 0], [0.31, 0.24, 0.005])
+    assert rows == [
+        {"calls": 4, "cpu_pct": 31.0, "cpu_ms_per_call_s": 77.5},
+        {"calls": 3, "cpu_pct": 24.0, "cpu_ms_per_call_s": 80.0},
+        {"calls": 0, "cpu_pct": 0.5, "cpu_ms_per_call_s": 0.0},
+    ]
+    step = {"calls": 7, "per_instance": rows}
+    assert output.instances_text(step) == "per instance: 4 / 3 / 0 calls, 31 / 24 / 0 % CPU "
+    table = output.instances_table([step])
+    assert table[-1] == "| 7 | 4, 31.0, 77.50 | 3, 24.0, 80.00 | 0, 0.5, 0.00 |"
+    one = {"calls": 7, "per_instance": rows[:1]}
+    assert output.instances_text(one) == "" and output.instances_table([one]) == []

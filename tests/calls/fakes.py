@@ -42,6 +42,7 @@ class FakeControl:
 
     create_delay_s: float = 0.0  # the create's answer comes this late (the call is placed at once)
     create_answers: int = 0  # creates that have answered (or failed) so far
+    create_urls: list[tuple[str, str]] = attrs.Factory(list)  # (Url, StatusCallback) per create
     # Raised by every cancel, and every hang-up of an operator call, when set.
     cancel_error: TwilioError | None = None
 
@@ -49,6 +50,7 @@ class FakeControl:
         self, *, to: str, from_: str, url: str, status_callback: str, timeout_s: int, **_: Any
     ) -> CallInfo:
         status, placed = self.create_errors.pop(0) if self.create_errors else (201, True)
+        self.create_urls.append((url, status_callback))
         if placed:
             sid: str = next(self._sids)
             self.actions.append(("create", to, sid))

@@ -12,6 +12,7 @@ import trio.testing
 
 from callbridge.calls.session import CallDeps, CallSession
 from callbridge.calls.supervisor import CallSupervisor
+from callbridge.cluster.admission import Admission
 from callbridge.config import Config, load_config
 from callbridge.roles import Role
 from callbridge.routing import CallerLanguage, LanguageOperatorPool
@@ -70,7 +71,7 @@ class Harness:
     ) -> tuple[CallSession, FakePhone]:
         """A call admitted (the caller's ``language`` as the webhook decided it, else by the
         rules without the menu) and its caller's stream on hold."""
-        session = self.supervisor.admit(
+        session = await self.supervisor.admit(
             caller_sid=CALLER_SID, caller_number=number, language=language
         )
         assert session is not None
@@ -124,12 +125,14 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(config: Config | None = None, **links: Any) -> AsyncIterator[Harness]:
+async def harness(
+    config: Config | None = None, admission: Admission | None = None, **links: Any
+) -> AsyncIterator[Harness]:
     config = config or make_config()
     control, fake_links, sink = FakeControl(), FakeLinks(**links), FakeSink()
     pool = LanguageOperatorPool.from_config(config)
     deps = CallDeps(config, control, fake_links, sink, pool)
-    supervisor = CallSupervisor(deps)
+    supervisor = CallSupervisor(deps, admission)
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
         yield Harness(config, control, fake_links, sink, supervisor, nursery, pool)

@@ -63,13 +63,15 @@ async def test_admission_records_the_callers_language_and_how_it_was_chosen(
         languages=attrs.evolve(make_config().languages, by_prefix={"+7": "ru"}),
     )
     async with harness(config) as h:
-        by_webhook = h.supervisor.admit(
+        by_webhook = await h.supervisor.admit(
             caller_sid="CA" + "1" * 32,
             caller_number="+15551112222",
             language=CallerLanguage("de", LanguageSource.MENU),
         )
-        by_number = h.supervisor.admit(caller_sid="CA" + "2" * 32, caller_number="+7 495 1234567")
-        default = h.supervisor.admit(caller_sid="CA" + "3" * 32, caller_number="+44")
+        by_number = await h.supervisor.admit(
+            caller_sid="CA" + "2" * 32, caller_number="+7 495 1234567"
+        )
+        default = await h.supervisor.admit(caller_sid="CA" + "3" * 32, caller_number="+44")
         records = [s.record for s in (by_webhook, by_number, default) if s is not None]
         assert [(r.caller_language, r.caller_language_source) for r in records] == [
             ("de", "menu"),

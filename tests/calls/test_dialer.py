@@ -120,7 +120,7 @@ class TestDialing:
             CALLBRIDGE_OPERATORS_MAX_ATTEMPTS="1", CALLBRIDGE_OPERATORS_RING_TIMEOUT_S="10"
         )
         async with harness(config) as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            session = await h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
             assert session is not None
             await h.caller_on_hold(session)
             sid = await h.dialed(1)

@@ -88,7 +88,7 @@ class TestGreeting:
         self, autojump_clock: Any
     ) -> None:
         async with harness() as h:
-            session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+            session = await h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
             assert session is not None
             sid = await h.dialed()
             await trio.sleep(3.0)

@@ -19,7 +19,7 @@ async def test_caller_stream_refused_ends_call_and_cancels_ringing_operator(
     autojump_clock: Any,
 ) -> None:
     async with harness() as h:
-        session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+        session = await h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
         assert session is not None
         sid = await h.dialed()
         h.status(session, sid, "ringing", 1)
@@ -36,7 +36,7 @@ async def test_operator_stream_refused_after_answer_hangs_up_caller(
     autojump_clock: Any,
 ) -> None:
     async with harness() as h:
-        session = h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
+        session = await h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1555")
         assert session is not None
         caller = await h.caller_on_hold(session)
         sid = await h.dialed()

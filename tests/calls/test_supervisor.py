@@ -21,9 +21,9 @@ class TestSupervisor:
         config = make_config(CALLBRIDGE_SERVER_MAX_CALLS="1")
         async with harness(config) as h:
             session, caller, _operator = await h.bridged_call()
-            assert h.supervisor.admit(caller_sid="CA" + "d" * 32, caller_number="+1") is None
+            assert await h.supervisor.admit(caller_sid="CA" + "d" * 32, caller_number="+1") is None
             assert (
-                h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1") is session
+                await h.supervisor.admit(caller_sid=CALLER_SID, caller_number="+1") is session
             )  # retried webhook
             assert session.record.status == "connected"
             await caller.stop()
@@ -35,7 +35,7 @@ class TestSupervisor:
             await h.supervisor.drain(1.0)
             assert session.record.end_reason == "shutdown"
             await trio.testing.wait_all_tasks_blocked()
-            assert h.supervisor.admit(caller_sid="CA" + "e" * 32, caller_number="+1") is None
+            assert await h.supervisor.admit(caller_sid="CA" + "e" * 32, caller_number="+1") is None
             h.assert_nothing_left(caller, operator)
 
     async def test_an_ended_call_leaves_only_a_record_for_late_webhooks(
@@ -63,7 +63,7 @@ class TestLastResort:
     ) -> None:
         async with harness() as h:
             broken, broken_caller = await h.caller_call()
-            other = h.supervisor.admit(caller_sid="CA" + "f" * 32, caller_number="+1")
+            other = await h.supervisor.admit(caller_sid="CA" + "f" * 32, caller_number="+1")
             assert other is not None
             other_caller = await h.caller_on_hold(other)
 
@@ -82,7 +82,7 @@ class TestLastResort:
             # The other call is untouched and the supervisor still takes calls.
             assert h.supervisor.find(other.record.id) is other and not other.ended
             assert len(other_caller.heard) > 200  # still hearing hold audio
-            third = h.supervisor.admit(caller_sid="CA" + "9" * 32, caller_number="+1")
+            third = await h.supervisor.admit(caller_sid="CA" + "9" * 32, caller_number="+1")
             assert third is not None
             third.cancel(EndReason.SHUTDOWN)
             await other_caller.stop()

@@ -189,7 +189,7 @@ class TestPublicUrl:
         """The URL comes from config only: the checks take a path, never a host or a scheme."""
         http = inspect.signature(SignatureChecker.check_http).parameters
         ws = inspect.signature(SignatureChecker.check_websocket).parameters
-        assert list(http) == ["self", "path", "query_string", "form", "signature"]
+        assert list(http) == ["self", "path", "query_string", "form", "signature", "number_webhook"]
         assert list(ws) == ["self", "path", "query_string", "signature"]
 
     def test_internal_url_behind_proxy_is_rejected(self) -> None:

@@ -132,7 +132,7 @@ class TestTwimlOnEveryPath:
     ) -> None:
         quart_app, services, _ = app
 
-        def broken(**_: Any) -> None:
+        async def broken(**_: Any) -> None:
             msg = "a bug"
             raise RuntimeError(msg)
 

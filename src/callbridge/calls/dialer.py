@@ -217,12 +217,13 @@ class OperatorDialer:
         return None
 
     def _create_args(self, number: str) -> dict[str, object]:
-        config, call_id = self._config, self._record.id
+        # This instance's own URL: the operator's answer and callbacks must reach the call's owner.
+        config, call_id, base = self._config, self._record.id, self._config.instance_url
         return {
             "to": number,
             "from_": config.twilio.number,
-            "url": operator_twiml_url(config.public_url, call_id),
-            "status_callback": status_callback_url(config.public_url, call_id, str(Role.OPERATOR)),
+            "url": operator_twiml_url(base, call_id),
+            "status_callback": status_callback_url(base, call_id, str(Role.OPERATOR)),
             "timeout_s": config.operators.ring_timeout_s,
         }
 

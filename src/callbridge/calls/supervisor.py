@@ -14,7 +14,11 @@ never reaches the calls nursery, so the other calls go on. What is not an ``Exce
 (``trio.Cancelled``, ``KeyboardInterrupt``) still propagates.
 
 Capacity is reserved at the incoming-call webhook (``admit``), not when media connects, so a burst
-of calls cannot overshoot ``server.max_calls`` while their media is still on the way.
+of calls cannot overshoot ``server.max_calls`` while their media is still on the way. It is
+reserved through an ``Admission`` (``callbridge.cluster``): this process's own count, or in
+cluster mode one count across every instance, taken atomically in Redis. The slot is released
+when the call has ended (shielded, bounded by ``RELEASE_TIMEOUT_S``; a slot whose release never
+reached Redis lapses by itself).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import trio
 
 from callbridge.calls.operator_legs import OperatorLegs, StatusEvent
 from callbridge.calls.session import CallDeps, CallSession
+from callbridge.cluster.admission import Admission, LocalAdmission
 from callbridge.errors import non_exceptions
 from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason, new_call_id
@@ -46,6 +51,8 @@ RECENT_CALLS = 500
 SHUTDOWN_END_S: Final = 2.0
 # The promise: the daemon exits within ``server.shutdown_grace_s`` + this after SIGTERM.
 EXIT_WITHIN_S: Final = 5.0
+# Giving an ended call's admission slot back may not take longer (a shared count is remote).
+RELEASE_TIMEOUT_S: Final = 2.0
 
 
 @attrs.frozen
@@ -74,8 +81,12 @@ class EndedCall:
 
 
 class CallSupervisor:
-    def __init__(self, deps: CallDeps) -> None:
+    """``admission`` counts the calls against ``server.max_calls``: this process's own by
+    default, the cluster's in cluster mode (``Cluster.admission``)."""
+
+    def __init__(self, deps: CallDeps, admission: Admission | None = None) -> None:
         self._deps = deps
+        self._admission = admission or LocalAdmission(deps.config.server.max_calls)
         self._rules = LanguageRules.from_config(deps.config)
         self._nursery: trio.Nursery | None = None
         self._draining = False
@@ -107,34 +118,39 @@ class CallSupervisor:
             task_status.started()
             await trio.sleep_forever()
 
-    def admit(
+    async def admit(
         self, *, caller_sid: str, caller_number: str, language: CallerLanguage | None = None
     ) -> CallSession | None:
         """Reserve capacity for an incoming call and start it; ``None`` means refuse (busy).
 
         ``language`` is the caller's, as the webhook decided it (``LanguageRules.decide``);
         without one, the rules decide from the number alone, skipping the menu.
-        A repeated webhook for the same CallSid returns the call already running.
+        A repeated webhook for the same CallSid returns the call already running. Refused while
+        draining, and when the admission has no slot (every slot taken, or a shared count that
+        cannot be reached).
         """
         existing = self._by_caller_sid.get(caller_sid)
         if existing is not None:
             return existing
-        config = self._deps.config
-        if self._draining or self._nursery is None or len(self._calls) >= config.server.max_calls:
-            log.warning(
-                "call_refused",
-                caller_sid=caller_sid,
-                reason="draining" if self._draining else "max_calls",
-                active_calls=len(self._calls),
-            )
+        if self._draining or self._nursery is None:
+            self._refuse(caller_sid, "draining")
             return None
+        call_id = new_call_id()
+        reserved = await self._admission.reserve(call_id)
+        existing = self._by_caller_sid.get(caller_sid)  # a repeat may have won meanwhile
+        if existing is not None or self._draining or not reserved:
+            if reserved:
+                await self._release(call_id)
+            if existing is None:
+                self._refuse(caller_sid, "draining" if self._draining else "max_calls")
+            return existing
         chosen = language or self._rules.without_menu(caller_number)
         record = CallRecord(
-            id=new_call_id(),
+            id=call_id,
             caller_sid=caller_sid,
             caller_number=caller_number,
             caller_language=chosen.language,
-            operator_language=config.languages.operator,
+            operator_language=self._deps.config.languages.operator,
             caller_language_source=chosen.source,
         )
         session = CallSession(self._deps, record, self._nursery)
@@ -143,6 +159,18 @@ class CallSupervisor:
         self._idle = trio.Event()
         self._nursery.start_soon(self._run_call, session, name=f"call-{record.id}")
         return session
+
+    def _refuse(self, caller_sid: str, reason: str) -> None:
+        log.warning(
+            "call_refused", caller_sid=caller_sid, reason=reason, active_calls=len(self._calls)
+        )
+
+    async def _release(self, call_id: str) -> None:
+        """Give the call's slot back: shielded (the call's task may be cancelled) and bounded."""
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_S) as scope:
+            await self._admission.release(call_id)
+        if scope.cancelled_caught:
+            log.warning("admission_release_timed_out", call_id=call_id)
 
     def find(self, call_id: str) -> CallSession | None:
         """A live call."""
@@ -169,6 +197,7 @@ class CallSupervisor:
                 self._recent.popitem(last=False)
             if not self._calls:
                 self._idle.set()
+            await self._release(session.record.id)
 
     def _last_resort(self, session: CallSession, exc: BaseException) -> BaseException | None:
         """Log and count the ``Exception`` part of what left a call; the rest, to re-raise."""

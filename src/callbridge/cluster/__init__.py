@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from callbridge.cluster.admission import Admission, LocalAdmission, RedisAdmission
 from callbridge.cluster.node import Cluster, DeadInstanceHandler, open_cluster
-from callbridge.cluster.operators import LocalOperatorPool, OperatorPool, RedisOperatorPool
+from callbridge.cluster.operators import RedisOperatorPool
 from callbridge.cluster.registry import InstanceInfo, InstanceStatus, Registry
 from callbridge.cluster.streams import StreamFeeds
 
@@ -19,8 +19,6 @@ __all__ = [
     "InstanceInfo",
     "InstanceStatus",
     "LocalAdmission",
-    "LocalOperatorPool",
-    "OperatorPool",
     "RedisAdmission",
     "RedisOperatorPool",
     "Registry",

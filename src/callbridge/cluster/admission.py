@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import redis
+
 from callbridge.cluster.redis_client import RedisAdapter
 from callbridge.cluster.scripts import COUNT_LIVE, RENEW, RESERVE
 from callbridge.log import get_logger
@@ -81,18 +83,29 @@ class RedisAdmission:
         return f"{self._instance_id}/{call_id}"
 
     async def reserve(self, call_id: str) -> bool:
+        """As ``Admission.reserve``; False also when Redis cannot be reached (logged
+        ``admission_unavailable``): the caller hears the busy prompt, calls in progress go on."""
         args = [self.max_calls, self._ttl_ms, self._member(call_id)]
-        taken = await self._redis.run(
-            lambda c: self._reserve(keys=[self._key], args=args, client=c)
-        )
+        try:
+            taken = await self._redis.run(
+                lambda c: self._reserve(keys=[self._key], args=args, client=c)
+            )
+        except redis.RedisError as exc:
+            log.error("admission_unavailable", call_id=call_id, error=repr(exc))
+            return False
         if taken:
             self._held.add(call_id)
         return bool(taken)
 
     async def release(self, call_id: str) -> None:
+        """As ``Admission.release``; a Redis error is logged (``admission_release_failed``) and
+        the slot lapses by itself after ``ttl_s``."""
         self._held.discard(call_id)
         member = self._member(call_id)
-        await self._redis.run(lambda c: c.zrem(self._key, member))
+        try:
+            await self._redis.run(lambda c: c.zrem(self._key, member))
+        except redis.RedisError as exc:
+            log.warning("admission_release_failed", call_id=call_id, error=repr(exc))
 
     async def renew(self) -> list[str]:
         """Renew every held slot; return (and forget) the call ids whose slot had lapsed."""

@@ -3,11 +3,13 @@
 ``Cluster`` carries the four seams the daemon uses:
 
 - ``admission`` (``Admission``): reserve a call slot at the voice webhook, release at call end;
-- ``operators`` (``OperatorPool``): lease an operator number, release it at call end;
+- ``operators`` (``routing.OperatorPool``): lease an operator (preferring the caller's language),
+  release the number at call end;
 - ``registry`` (``Registry`` or None): instances alive and dead, claims of a dead one's leftovers;
 - ``feeds`` (``FeedSource`` or None): live transcript feeds shared by every instance.
 
-With ``cluster.redis_url`` empty they are ``LocalAdmission``, ``LocalOperatorPool`` and None:
+With ``cluster.redis_url`` empty they are ``LocalAdmission``, ``routing.LanguageOperatorPool`` and
+None:
 exactly a single daemon. ``Cluster.run`` is the heartbeat task: announce this instance, renew its
 slots and leases, and hand each dead instance to ``on_dead`` once (whoever claims it first).
 """
@@ -23,7 +25,7 @@ import redis
 import trio
 
 from callbridge.cluster.admission import Admission, LocalAdmission, RedisAdmission
-from callbridge.cluster.operators import LocalOperatorPool, OperatorPool, RedisOperatorPool
+from callbridge.cluster.operators import RedisOperatorPool
 from callbridge.cluster.redis_client import RedisAdapter, open_redis
 from callbridge.cluster.registry import (
     DEAD_AFTER_HEARTBEATS,
@@ -34,6 +36,7 @@ from callbridge.cluster.registry import (
 from callbridge.cluster.streams import StreamFeeds
 from callbridge.config import Config
 from callbridge.log import get_logger
+from callbridge.routing import LanguageOperatorPool, OperatorPool, operators_from_config
 
 __all__ = ["Cluster", "DeadInstanceHandler", "open_cluster"]
 
@@ -56,10 +59,17 @@ class Cluster:
     feeds: StreamFeeds | None = None
     redis: RedisAdapter | None = None
     _reported_dead: set[str] = attrs.Factory(set)
+    # Other instances alive and not draining, as of the last heartbeat.
+    _ready_peers: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
         return self.registry is not None
+
+    def others_take_calls(self) -> bool:
+        """Another instance was alive and not draining at the last heartbeat (so a draining
+        instance can hand a new call back to the balancer); always False without a cluster."""
+        return bool(self._ready_peers)
 
     async def run(
         self,
@@ -71,47 +81,59 @@ class Cluster:
         """Heartbeat every ``cluster.heartbeat_s`` until cancelled (returns at once without a
         cluster). The first heartbeat is sent before ``task_status.started()``.
 
-        ``status()`` reports load and draining. ``on_dead(info)`` is awaited for each dead
-        instance this one claimed (exactly one survivor does); without it dead instances are
-        only logged, and left for a survivor that has a handler. Redis errors are logged and the
-        loop goes on: slots and leases last ``DEAD_AFTER_HEARTBEATS`` heartbeats.
+        ``status()`` reports load and draining. ``on_dead(info)`` runs for each dead instance
+        this one claimed (exactly one survivor does), in a task of its own beside the heartbeat:
+        ending a dead instance's calls at Twilio takes seconds, and a late heartbeat would make
+        this instance look dead too. Without a handler, dead instances are only logged and left
+        for a survivor that has one. Redis errors are logged and the loop goes on: slots and
+        leases last ``DEAD_AFTER_HEARTBEATS`` heartbeats.
         """
         if self.registry is None:
             task_status.started()
             return
-        await self._beat(self.registry, status(), on_dead)
-        task_status.started()
-        while True:
-            await trio.sleep(self.heartbeat_s)
-            await self._beat(self.registry, status(), on_dead)
+        async with trio.open_nursery() as takeovers:
+            await self._beat(self.registry, status(), on_dead, takeovers)
+            task_status.started()
+            while True:
+                await trio.sleep(self.heartbeat_s)
+                await self._beat(self.registry, status(), on_dead, takeovers)
 
     async def _beat(
-        self, registry: Registry, status: InstanceStatus, on_dead: DeadInstanceHandler | None
+        self,
+        registry: Registry,
+        status: InstanceStatus,
+        on_dead: DeadInstanceHandler | None,
+        takeovers: trio.Nursery,
     ) -> None:
         try:
             await registry.heartbeat(status)
             for renew in (self.admission, self.operators):
                 if isinstance(renew, RedisAdmission | RedisOperatorPool):
                     await renew.renew()
-            dead = await registry.dead_instances()
+            instances = await registry.instances()
         except redis.RedisError as exc:
             log.error("cluster_heartbeat_failed", error=repr(exc))
             return
-        for info in dead:
-            await self._dead(registry, info, on_dead)
+        self._ready_peers = frozenset(
+            i.instance_id
+            for i in instances
+            if i.alive and not i.draining and i.instance_id != self.instance_id
+        )
+        for info in (i for i in instances if not i.alive):
+            if on_dead is None:
+                if info.instance_id not in self._reported_dead:
+                    self._reported_dead.add(info.instance_id)
+                    log.warning("cluster_instance_dead", instance=info.instance_id, claimed=False)
+                continue
+            takeovers.start_soon(self._take_over, registry, info, on_dead)
 
-    async def _dead(
-        self, registry: Registry, info: InstanceInfo, on_dead: DeadInstanceHandler | None
+    async def _take_over(
+        self, registry: Registry, info: InstanceInfo, on_dead: DeadInstanceHandler
     ) -> None:
-        if on_dead is None:
-            if info.instance_id not in self._reported_dead:
-                self._reported_dead.add(info.instance_id)
-                log.warning("cluster_instance_dead", instance=info.instance_id, claimed=False)
-            return
-        if not await registry.claim(info.instance_id):
-            return  # another survivor got it
-        log.warning("cluster_instance_dead", instance=info.instance_id, claimed=True)
         try:
+            if not await registry.claim(info.instance_id):
+                return  # another survivor got it (or this one, at an earlier heartbeat)
+            log.warning("cluster_instance_dead", instance=info.instance_id, claimed=True)
             await on_dead(info)
         except Exception as exc:  # one failed takeover must not stop the heartbeat
             log.exception("cluster_takeover_failed", instance=info.instance_id, error=repr(exc))
@@ -137,7 +159,7 @@ def _redis_cluster(config: Config, adapter: RedisAdapter) -> Cluster:
             adapter,
             prefix=prefix,
             instance_id=instance_id,
-            numbers=config.operators.numbers,
+            operators=operators_from_config(config),
             ttl_s=ttl_s,
         ),
         registry=Registry(
@@ -171,7 +193,7 @@ async def open_cluster(config: Config) -> AsyncIterator[Cluster]:
             instance_id=config.instance_id,
             heartbeat_s=config.cluster.heartbeat_s,
             admission=LocalAdmission(config.server.max_calls),
-            operators=LocalOperatorPool(config.operators.numbers),
+            operators=LanguageOperatorPool.from_config(config),
         )
         return
     async with open_redis(config) as adapter, trio.open_nursery() as nursery:

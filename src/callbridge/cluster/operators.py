@@ -1,67 +1,37 @@
-"""The operator pool: which operator number the next call dials, never one already on a call.
+"""The shared operator pool: an operator on a call at one instance is never dialled by another.
 
-``OperatorPool`` is the seam: ``LocalOperatorPool`` is today's ``calls.supervisor.OperatorPool``
-(round-robin over the configured numbers, skipping busy and excluded ones) behind async methods;
-``RedisOperatorPool`` shares the busy set across instances, so an operator on a call at one
-instance is never dialled by another. Its leases expire unless renewed (``renew()``, from the
-registry heartbeat), so a dead instance's operators come back by themselves.
+``RedisOperatorPool`` implements ``routing.OperatorPool`` (the dialer's seam) across instances:
+the busy set is a lease set in Redis, and one Lua script (``scripts.ACQUIRE_OPERATOR``) picks and
+leases a number atomically, so two instances never take one number. Like the in-process
+``routing.LanguageOperatorPool`` it prefers an idle operator who speaks the caller's language: the
+script is asked first among those speakers, then, if none is idle, among every operator; the
+``OperatorPick`` and its ``BridgePlan`` come from ``routing.plan_bridge``, the same decision the
+single daemon makes. Without Redis, ``open_cluster`` hands out ``routing.LanguageOperatorPool``.
+
+Leases expire unless renewed (``renew()``, from the registry heartbeat, while a call holds the
+number), so a dead instance's operators come back by themselves after ``ttl_s``.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Set
-from typing import Any, Protocol
+from collections.abc import Sequence, Set
+from typing import Any
+
+import redis
 
 from callbridge.cluster.redis_client import RedisAdapter
 from callbridge.cluster.scripts import ACQUIRE_OPERATOR, RELEASE_OPERATOR, RENEW_OPERATORS
 from callbridge.log import get_logger
+from callbridge.routing import AUTO, Operator, OperatorPick, normalize, plan_bridge
 
-__all__ = ["LocalOperatorPool", "OperatorPool", "RedisOperatorPool"]
+__all__ = ["RedisOperatorPool"]
 
 log = get_logger("callbridge.cluster.operators")
 
 
-class OperatorPool(Protocol):
-    async def acquire(self, exclude: Set[str]) -> str | None:
-        """The next idle number not in ``exclude``, now busy; None when there is none."""
-
-    async def release(self, number: str) -> None:
-        """``number`` is idle again (its call ended); a number not ours is left alone."""
-
-    async def idle(self) -> list[str]:
-        """Configured numbers not on a call, in configured order."""
-
-
-class LocalOperatorPool:
-    """One instance's pool: the semantics of ``calls.supervisor.OperatorPool``."""
-
-    def __init__(self, numbers: list[str]) -> None:
-        self._numbers = list(numbers)
-        self._cursor = itertools.count()
-        self._busy: set[str] = set()
-
-    async def acquire(self, exclude: Set[str]) -> str | None:
-        start = next(self._cursor)
-        count = len(self._numbers)
-        for offset in range(count):
-            number = self._numbers[(start + offset) % count]
-            if number not in self._busy and number not in exclude:
-                self._busy.add(number)
-                return number
-        return None
-
-    async def release(self, number: str) -> None:
-        self._busy.discard(number)
-
-    async def idle(self) -> list[str]:
-        return [n for n in self._numbers if n not in self._busy]
-
-
 class RedisOperatorPool:
     """Shared busy set: lease set ``{prefix}:operators:leases`` (number -> expiry ms), owners in
-    ``…:owners`` (number -> instance id), round-robin cursor ``…:cursor``. One script
-    (``scripts.ACQUIRE_OPERATOR``) picks and leases, so two instances never take one number."""
+    ``…:owners`` (number -> instance id), round-robin cursor ``…:cursor``."""
 
     def __init__(
         self,
@@ -69,22 +39,53 @@ class RedisOperatorPool:
         *,
         prefix: str,
         instance_id: str,
-        numbers: list[str],
+        operators: Sequence[Operator],
         ttl_s: float,
     ) -> None:
         self._redis = redis
         self._keys = [f"{prefix}:operators:leases", f"{prefix}:operators:owners"]
         self._cursor_key = f"{prefix}:operators:cursor"
         self._owner = instance_id
-        self._numbers = list(numbers)
+        self._operators = {op.number: op for op in operators}
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self._acquire: Any = redis.script(ACQUIRE_OPERATOR)
         self._release: Any = redis.script(RELEASE_OPERATOR)
         self._renew: Any = redis.script(RENEW_OPERATORS)
         self._mine: set[str] = set()
 
-    async def acquire(self, exclude: Set[str]) -> str | None:
-        args = [self._ttl_ms, self._owner, len(self._numbers), *self._numbers, *sorted(exclude)]
+    @property
+    def operators(self) -> tuple[Operator, ...]:
+        return tuple(self._operators.values())
+
+    @property
+    def held(self) -> frozenset[str]:
+        """Numbers this instance holds a lease on."""
+        return frozenset(self._mine)
+
+    async def acquire(
+        self, exclude: Set[str], caller_language: str | None = None
+    ) -> OperatorPick | None:
+        """An idle operator not in ``exclude``, one who speaks ``caller_language`` first (``None``
+        or ``"auto"``: no preference), now leased to this instance; None when all are busy, or
+        when Redis cannot be reached (logged ``operator_pool_unavailable``: the call then ends
+        ``no_operator`` with the apology rather than with a bug)."""
+        language = normalize(caller_language) if caller_language else AUTO
+        every = list(self._operators)
+        speakers = [n for n in every if self._operators[n].speaking(language) is not None]
+        try:
+            number = await self._lease(speakers, exclude) if speakers else None
+            if number is None and len(speakers) < len(every):
+                number = await self._lease(every, exclude)
+        except redis.RedisError as exc:
+            log.error("operator_pool_unavailable", error=repr(exc))
+            return None
+        if number is None:
+            return None
+        operator = self._operators[number]
+        return OperatorPick(operator, plan_bridge(language, operator))
+
+    async def _lease(self, numbers: list[str], exclude: Set[str]) -> str | None:
+        args = [self._ttl_ms, self._owner, len(numbers), *numbers, *sorted(exclude)]
         keys = [*self._keys, self._cursor_key]
         number: str | None = await self._redis.run(
             lambda c: self._acquire(keys=keys, args=args, client=c)
@@ -94,10 +95,15 @@ class RedisOperatorPool:
         return number
 
     async def release(self, number: str) -> None:
+        """``number`` is idle again; a number leased by another instance is left alone. A Redis
+        error is logged (``operator_release_failed``): the lease then lapses after ``ttl_s``."""
         self._mine.discard(number)
-        await self._redis.run(
-            lambda c: self._release(keys=self._keys, args=[self._owner, number], client=c)
-        )
+        try:
+            await self._redis.run(
+                lambda c: self._release(keys=self._keys, args=[self._owner, number], client=c)
+            )
+        except redis.RedisError as exc:
+            log.warning("operator_release_failed", operator_number=number, error=repr(exc))
 
     async def renew(self) -> list[str]:
         """Renew our leases; return (and forget) numbers whose lease had lapsed."""
@@ -113,9 +119,11 @@ class RedisOperatorPool:
         return lost
 
     async def idle(self) -> list[str]:
+        """Configured numbers no instance holds, in configured order."""
+
         def read(client: Any) -> list[str]:
-            busy = client.zrangebyscore(self._keys[0], "(" + str(_server_ms(client)), "+inf")
-            return [n for n in self._numbers if n not in set(busy)]
+            busy = set(client.zrangebyscore(self._keys[0], "(" + str(_server_ms(client)), "+inf"))
+            return [n for n in self._operators if n not in busy]
 
         return await self._redis.run(read)
 

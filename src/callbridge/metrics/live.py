@@ -20,6 +20,7 @@ from callbridge.metrics.counters import CallCounters
 from callbridge.roles import Role
 from callbridge.service.health import StoreFigures
 from callbridge.transcripts.hub import TranscriptHub
+from callbridge.transcripts.store import TranscriptStore
 
 __all__ = [
     "LiveDaemon",
@@ -112,7 +113,7 @@ class LiveDaemon:
         thread = store._thread
         return StoreFigures(
             writer_alive=thread is not None and thread.is_alive(),
-            directory_writable=os.access(store.path.parent, os.W_OK),
+            directory_writable=_directory_writable(store),
             queue_depth=store._queue.qsize(),
             queue_capacity=store._queue.maxsize,
             written=store.stats.written,
@@ -122,3 +123,13 @@ class LiveDaemon:
 
     def feed_subscribers_dropped(self) -> int:
         return self.hub.broadcaster.stats.dropped_subscribers
+
+
+def _directory_writable(store: TranscriptStore) -> bool:
+    """A file store's (SQLite's) directory must be writable; a server store (PostgreSQL) has no
+    directory, and its health shows in the writer's progress instead."""
+    try:
+        path = store.path
+    except AttributeError:
+        return True
+    return os.access(path.parent, os.W_OK)

@@ -4,6 +4,12 @@ Used by the end-to-end tests and by ``callbridge demo``. Each process's stdout i
 per line; a reader thread per process collects them, so tests can assert on the daemon's own log
 (``call_ended`` reasons, warnings) as well as on the simulators' reports.
 
+Cluster mode (``StackOptions.redis_url`` and ``database_url``): the daemons are instances
+``node-1`` .. ``node-N`` of one cluster, each with its own ``cluster.instance_url`` (its own
+address), and the number's voice webhook goes through a ``VoiceBalancer`` at the shared
+``server.public_url``, as nginx would spread it (docs/cluster.md). ``kill_daemon``,
+``stop_daemon`` and ``restart_daemon`` crash, drain and start one instance.
+
 Resource handling: ``Stack`` is a context manager; on exit every process gets SIGTERM, then
 SIGKILL after a bounded wait, and every reader thread ends with its pipe.
 """
@@ -25,6 +31,8 @@ from typing import Any
 
 import attrs
 import httpx
+
+from callbridge.sim.balancer import VoiceBalancer
 
 __all__ = [
     "ACCOUNT_SID",
@@ -165,6 +173,15 @@ class StackOptions:
     # How many daemons to run (load tests of several processes; a caller picks one with the
     # Twilio simulator's per-call ``app_url``). Each has its own port, config and state dir.
     daemons: int = 1
+    # [server] keys (None: the daemon's default max_calls).
+    max_calls: int | None = None
+    shutdown_grace_s: float = 2.0
+    ring_timeout_s: int = 10
+    # Cluster mode (module docstring): both set, or neither.
+    redis_url: str = ""
+    database_url: str = ""
+    cluster_prefix: str = "callbridge"
+    heartbeat_s: float = 0.5
 
 
 class Stack:
@@ -175,6 +192,11 @@ class Stack:
         self.app_ports = [free_port() for _ in range(max(1, options.daemons))]
         self.app_urls = [f"http://127.0.0.1:{port}" for port in self.app_ports]
         self.app_port, self.app_url = self.app_ports[0], self.app_urls[0]
+        self.balancer = VoiceBalancer(self.app_urls) if options.redis_url else None
+        # Where Twilio sends the number's voice webhook: the balancer, or the first daemon.
+        self.public_url = self.balancer.url if self.balancer is not None else self.app_url
+        self.retired: list[Process] = []  # daemons stopped or killed, kept for their logs
+        self._daemon_env: dict[str, str] = {}
         self.palabra: Process | None = None
         self.twilio: Process | None = None
         self.daemon: Process | None = None  # the first of ``daemons``
@@ -225,6 +247,8 @@ class Stack:
             opts.workdir,
         )
         self.palabra_url = self.palabra.wait_for(_ready, START_TIMEOUT_S)["url"]
+        if self.balancer is not None:
+            self.balancer.start()
         self.twilio = Process.start(
             "twilio-sim",
             [
@@ -233,7 +257,7 @@ class Stack:
                 "--port",
                 "0",
                 "--app-url",
-                self.app_url,
+                self.public_url,
                 "--account-sid",
                 ACCOUNT_SID,
                 "--auth-token",
@@ -249,7 +273,7 @@ class Stack:
             opts.workdir,
         )
         self.twilio_url = self.twilio.wait_for(_ready, START_TIMEOUT_S)["url"]
-        daemon_env = {
+        self._daemon_env = {
             **env,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "PALABRA_API_KEY": PALABRA_KEY,
@@ -260,14 +284,45 @@ class Stack:
             suffix = f"-{index}" if index else ""
             config = opts.workdir / f"callbridge{suffix}.toml"
             config.write_text(self._config_toml(index), encoding="utf-8")
-            self.daemons.append(Process.start(
-                f"callbridge{suffix}",
-                ["--log-format", opts.log_format, "serve", "--config", str(config)],
-                daemon_env, opts.workdir, opts.workdir,
-            ))  # fmt: skip
+            self.daemons.append(self._start_daemon(index, f"callbridge{suffix}"))
         self.daemon = self.daemons[0]
         for daemon in self.daemons:
-            daemon.wait_for(lambda r: r.get("event") == "listening", START_TIMEOUT_S)
+            daemon.wait_for(_listening, START_TIMEOUT_S)
+
+    def _start_daemon(self, index: int, name: str) -> Process:
+        suffix = f"-{index}" if index else ""
+        config = self.options.workdir / f"callbridge{suffix}.toml"
+        argv = ["--log-format", self.options.log_format, "serve", "--config", str(config)]
+        return Process.start(
+            name, argv, self._daemon_env, self.options.workdir, self.options.workdir
+        )
+
+    # ---- crashes, drains and restarts of one daemon ---------------------------------------------
+
+    def kill_daemon(self, index: int) -> None:
+        """SIGKILL daemon ``index`` (a crash: nothing of it runs any more) and wait for it."""
+        proc = self.daemons[index]
+        proc.popen.kill()
+        proc.popen.wait(timeout=10)
+        proc.stop()  # reaps the reader thread and the pipe
+
+    def stop_daemon(self, index: int, timeout_s: float = 60.0) -> int:
+        """SIGTERM daemon ``index`` (it drains: no new calls, live ones finish within
+        ``shutdown_grace_s``); its exit code once it exited."""
+        return self.daemons[index].stop(timeout_s)
+
+    def restart_daemon(self, index: int) -> Process:
+        """Start daemon ``index`` again, same config and port, after ``kill_daemon`` or
+        ``stop_daemon``; returns once it listens. The old process stays in ``retired``."""
+        old = self.daemons[index]
+        self.retired.append(old)
+        generation = sum(1 for p in self.retired if p.name.split(".")[0] == old.name.split(".")[0])
+        proc = self._start_daemon(index, f"{old.name.split('.')[0]}.{generation + 1}")
+        self.daemons[index] = proc
+        if index == 0:
+            self.daemon = proc
+        proc.wait_for(_listening, START_TIMEOUT_S)
+        return proc
 
     def _config_toml(self, index: int = 0) -> str:
         opts = self.options
@@ -284,9 +339,10 @@ class Stack:
 [server]
 host = "127.0.0.1"
 port = {self.app_ports[index]}
-public_url = "{self.app_urls[index]}"
+public_url = "{self.public_url if self.balancer is not None else self.app_urls[index]}"
 state_dir = {state}
-shutdown_grace_s = 2.0
+shutdown_grace_s = {opts.shutdown_grace_s}
+{f"max_calls = {opts.max_calls}" if opts.max_calls is not None else ""}
 
 [twilio]
 account_sid = "{ACCOUNT_SID}"
@@ -295,7 +351,7 @@ api_base_url = "{self.twilio_url}"
 
 [operators]
 numbers = [{numbers}]
-ring_timeout_s = 10
+ring_timeout_s = {opts.ring_timeout_s}
 
 [languages]
 caller = "{opts.caller_language}"
@@ -312,7 +368,24 @@ segment_confirmation_silence_threshold = 0.5
 
 [prompts.operator_intro]
 {opts.operator_language} = {json.dumps(opts.operator_intro)}
+{self._cluster_toml(index)}
 {opts.config_toml}
+"""
+
+    def _cluster_toml(self, index: int) -> str:
+        opts = self.options
+        if not opts.redis_url:
+            return ""
+        return f"""
+[cluster]
+redis_url = "{opts.redis_url}"
+instance_id = "node-{index + 1}"
+instance_url = "{self.app_urls[index]}"
+heartbeat_s = {opts.heartbeat_s}
+key_prefix = "{opts.cluster_prefix}"
+
+[transcripts]
+database_url = "{opts.database_url}"
 """
 
     # ---- talking to the simulators --------------------------------------------------------------
@@ -354,8 +427,14 @@ segment_confirmation_silence_threshold = 0.5
         for proc in (*self.daemons, self.twilio, self.palabra):
             if proc is not None:
                 proc.stop()
+        if self.balancer is not None:
+            self.balancer.close()
         self.http.close()
 
 
 def _ready(record: Mapping[str, Any]) -> bool:
     return record.get("event") == "sim_ready"
+
+
+def _listening(record: Mapping[str, Any]) -> bool:
+    return record.get("event") == "listening"

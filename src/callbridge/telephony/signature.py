@@ -1,11 +1,18 @@
 """``X-Twilio-Signature`` checks for webhooks and for the Media Streams WebSocket upgrade.
 
-What Twilio signs (twilio-protocol.md §4): HMAC-SHA1, keyed with the auth token, over the full URL
-it requested followed by every POST parameter sorted by name (name then value, no separators,
-empty values included). The URL must be the one Twilio used, so it is rebuilt from the configured
-``server.public_url`` plus the request path, never from the request's ``Host`` header or scheme:
+What Twilio signs (https://www.twilio.com/docs/usage/webhooks/webhooks-security): HMAC-SHA1, keyed
+with the auth token, over the full URL it requested followed by every POST parameter sorted by name
+(name then value, no separators, empty values included). The URL must be the one Twilio used, so it
+is rebuilt from a configured base URL plus the request path, never from the request's ``Host``
+header or scheme:
 behind a TLS-terminating proxy or tunnel the daemon sees ``http://127.0.0.1:8000``, not what Twilio
 dialed, and a ``Host`` header is whatever the sender chose.
+
+Two bases, one per kind of URL (docs/cluster.md): the number's voice webhook (and its language
+menu) is requested at ``server.public_url`` (load-balanced in cluster mode); every URL callbridge
+hands Twilio for one call (the operator's TwiML, status callbacks, ``<Connect action>``, both
+media streams) starts with the owning instance's ``cluster.instance_url``. Without a cluster both
+are ``server.public_url``.
 
 Variants accepted, each still an HMAC with our token, so none lets an unsigned request through:
 - with and without the default port (``:443``/``:80``): twilio-python's ``RequestValidator`` tries
@@ -47,7 +54,7 @@ class _Params(dict[str, list[str]]):
 
 
 class SignatureChecker:
-    """Checks Twilio signatures against the configured public URL.
+    """Checks Twilio signatures against the configured public and instance URLs.
 
     With ``twilio.validate_signatures = false`` every check passes (the caller warns at start).
     Without an auth token every check fails: fail closed rather than trust unsigned requests.
@@ -57,17 +64,26 @@ class SignatureChecker:
         self._enabled = config.twilio.validate_signatures
         token = config.twilio.auth_token
         self._validator = RequestValidator(token.reveal()) if token else None
-        self._http_base = config.public_url
-        self._ws_base = to_websocket_url(config.public_url)
+        self._number_base = config.public_url
+        self._http_base = config.instance_url
+        self._ws_base = to_websocket_url(config.instance_url)
 
     @property
     def enabled(self) -> bool:
         return self._enabled
 
     def check_http(
-        self, path: str, query_string: str | bytes, form: FormLike, signature: str | None
+        self,
+        path: str,
+        query_string: str | bytes,
+        form: FormLike,
+        signature: str | None,
+        *,
+        number_webhook: bool = False,
     ) -> bool:
-        """True when ``signature`` signs ``public_url + path [+ ?query]`` with ``form``.
+        """True when ``signature`` signs ``base + path [+ ?query]`` with ``form``: ``base`` is
+        ``server.public_url`` for the number's webhooks (``number_webhook``), else
+        ``cluster.instance_url``.
 
         ``path`` is the request path as received (e.g. ``/twiml/client``); ``query_string`` the raw
         query without ``?``; ``form`` a mapping, a multi-dict (Werkzeug ``getlist`` or multidict
@@ -84,13 +100,14 @@ class SignatureChecker:
             # sends UTF-8, so such a body cannot be what it signed.
             return False
         query = _text(query_string)
+        base = self._number_base if number_webhook else self._http_base
         return any(
             self._validator.validate(url, params, signature)
-            for url in _with_query(_path_variants(self._http_base, path), query)
+            for url in _with_query(_path_variants(base, path), query)
         )
 
     def check_websocket(self, path: str, query_string: str | bytes, signature: str | None) -> bool:
-        """True when ``signature`` signs the upgrade URL ``{public_url as ws(s)}{path}``."""
+        """True when ``signature`` signs the upgrade URL ``{instance_url as ws(s)}{path}``."""
         if not self._enabled:
             return True
         if not signature or self._validator is None:

@@ -33,6 +33,7 @@ __all__ = [
     "media_stream_url",
     "operator_twiml_url",
     "parse_gather_digits",
+    "redirect_twiml",
     "say_and_hangup_twiml",
     "say_language",
     "status_callback_url",
@@ -88,6 +89,14 @@ def hangup_twiml() -> str:
     """``<Hangup/>``: end the call at once."""
     response = VoiceResponse()
     response.hangup()
+    return str(response)
+
+
+def redirect_twiml(url: str) -> str:
+    """``<Redirect method="POST">url</Redirect>``: Twilio requests ``url`` (signed over it) and
+    runs what it answers (https://www.twilio.com/docs/voice/twiml/redirect)."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
     return str(response)
 
 

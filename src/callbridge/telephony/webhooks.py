@@ -5,7 +5,11 @@ Routes (Twilio requests every one of them; none is for people):
 - ``POST /twiml/client``: the number's voice webhook; decides the caller's language
   (``routing.LanguageRules``), admits the call (or the busy prompt) and answers the greeting and
   the caller's ``<Connect><Stream>``, both in the caller's language; or, when the rules say the
-  caller must be asked, answers the keypad language menu and admits nothing yet;
+  caller must be asked, answers the keypad language menu and admits nothing yet. A draining
+  cluster instance that another instance can take the call from (``handoff``) answers
+  ``<Redirect>`` to the number's webhook instead of the busy prompt: Twilio asks the balancer
+  again, which picks another instance (a plain round-robin proxy does; a health-checked one
+  has already taken the draining instance out);
 - ``POST /twiml/client/language``: the menu's ``<Gather action>`` (a key, ``Digits``) or its
   final ``<Redirect>`` (no key): decides with the key, then admits as above;
 - ``POST /twiml/operator/<call>``: the operator answered; their ``<Connect><Stream>``;
@@ -14,8 +18,12 @@ Routes (Twilio requests every one of them; none is for people):
 - (``WS /media/<call>/<role>``, the Media Streams, are served beside the framework by
   ``media_socket.MediaRoute``.)
 
-Every request is signature-checked against ``server.public_url`` before anything else happens;
-a missing or bad signature is a 403 and a warning naming the route (never the token). Handlers
+Every request is signature-checked before anything else happens: the number's voice webhook and
+its language menu (Twilio requests both from the number's own flow, through the load balancer in
+cluster mode) against ``server.public_url``; everything about one call (the operator's TwiML,
+status callbacks, ``<Connect action>``) against this instance's ``cluster.instance_url``, the URL
+it handed Twilio for that call (without a cluster, the same URL). A missing or bad signature is a
+403 and a warning naming the route (never the token). Handlers
 answer fast (Twilio waits 15 s at most): they only reserve capacity, hand events to the call, and
 build TwiML. The slow work (REST calls, Palabra) runs in the call's own tasks.
 
@@ -55,10 +63,12 @@ from callbridge.telephony.status import StatusCallbackError, StatusUpdate, parse
 from callbridge.telephony.twiml import (
     connect_stream_twiml,
     hangup_twiml,
+    http_url,
     language_menu_twiml,
     language_menu_url,
     media_stream_url,
     parse_gather_digits,
+    redirect_twiml,
     say_and_hangup_twiml,
     stream_ended_url,
 )
@@ -68,6 +78,8 @@ __all__ = ["CallDirectory", "CallHandle", "TwilioWebhooks"]
 log = get_logger("callbridge.webhooks")
 
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+# How many times one call is handed from a draining instance back to the balancer.
+MAX_HANDOFFS: Final = 3
 
 _ROUTES: Final = (
     ("/twiml/client", "incoming_call", ("POST",)),
@@ -103,11 +115,16 @@ class CallHandle(Protocol):
 class CallDirectory(Protocol):
     """Admission and lookup of calls (``calls.supervisor.CallSupervisor``)."""
 
-    def admit(
+    async def admit(
         self, *, caller_sid: str, caller_number: str, language: CallerLanguage
     ) -> CallHandle | None: ...
 
     def find_any(self, call_id: str) -> CallHandle | None: ...
+
+
+def _handoffs(value: str | None) -> int:
+    """The ``handoff`` count a draining instance put in the redirect URL (0: none, or junk)."""
+    return int(value) if value is not None and value.isdigit() and len(value) < 3 else 0
 
 
 def _twiml(body: str) -> Response:
@@ -127,11 +144,14 @@ class TwilioWebhooks:
         calls: CallDirectory,
         checker: SignatureChecker,
         counters: Counter[str],
+        handoff: Callable[[], bool] | None = None,
     ) -> None:
         self._config = config
         self._calls = calls
         self._checker = checker
         self._counters = counters
+        # True while this instance drains and another one takes calls (cluster mode).
+        self._handoff = handoff
         self._rules = LanguageRules.from_config(config)
         self._menu = menu_prompts(config) if config.languages.menu else ()
 
@@ -147,18 +167,26 @@ class TwilioWebhooks:
     # ---- the routes -----------------------------------------------------------------------------
 
     async def incoming_call(self) -> Response:
-        form = await self._verified_form()
+        form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
+        handed = _handoffs(request.args.get("handoff"))
+        if self._handoff is not None and handed < MAX_HANDOFFS and self._handoff():
+            # Counted in the URL, so a balancer that keeps choosing draining instances ends in
+            # the busy prompt rather than a loop of redirects.
+            self._counters["handed_off_calls"] += 1
+            log.info("call_handed_off", caller_sid=form.get("CallSid", ""), handoffs=handed + 1)
+            url = http_url(self._config.public_url, f"/twiml/client?handoff={handed + 1}")
+            return _twiml(redirect_twiml(url))
         decided = self._rules.decide(form.get("From", ""))
         if isinstance(decided, MenuRequired):
             return self._language_menu(form)
-        return self._admit(form, decided)
+        return await self._admit(form, decided)
 
     async def language_chosen(self) -> Response:
         """The menu's answer: ``Digits`` (a key) or none (the menu ran out); never the menu
         again, whatever was pressed."""
-        form = await self._verified_form()
+        form = await self._verified_form(number_webhook=True)
         if form is None:
             return _error(403, "invalid signature")
         digits = parse_gather_digits(form)
@@ -172,7 +200,7 @@ class TwilioWebhooks:
             language=decided.language,
             source=str(decided.source),
         )
-        return self._admit(form, decided)
+        return await self._admit(form, decided)
 
     async def operator_answered(self, call_id: str) -> Response:
         checked = await self._call_request(call_id, Role.OPERATOR.value, twiml=True)
@@ -220,14 +248,14 @@ class TwilioWebhooks:
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    def _admit(self, form: Mapping[str, str], language: CallerLanguage) -> Response:
+    async def _admit(self, form: Mapping[str, str], language: CallerLanguage) -> Response:
         """Admit the call with the caller's ``language``: the greeting and their stream, or
         the busy prompt, said in that language."""
         caller_sid = form.get("CallSid", "")
         if not caller_sid:
             return self._without_call_sid()
         config, said = self._config, language.language
-        session = self._calls.admit(
+        session = await self._calls.admit(
             caller_sid=caller_sid, caller_number=form.get("From", ""), language=language
         )
         if session is None:
@@ -251,12 +279,14 @@ class TwilioWebhooks:
             )
         )
 
-    async def _verified_form(self) -> Mapping[str, str] | None:
-        """The request's form if its signature is valid, else None (already logged and counted)."""
+    async def _verified_form(self, *, number_webhook: bool = False) -> Mapping[str, str] | None:
+        """The request's form if its signature is valid, else None (already logged and counted).
+        ``number_webhook``: signed over ``server.public_url`` (the number's own webhooks), else
+        over ``cluster.instance_url``."""
         form = await request.form
-        if self._checker.check_http(
-            request.path, request.query_string, form, request.headers.get(SIGNATURE_HEADER)
-        ):
+        signature = request.headers.get(SIGNATURE_HEADER)
+        path, query = request.path, request.query_string
+        if self._checker.check_http(path, query, form, signature, number_webhook=number_webhook):
             return form
         self._counters["bad_signature"] += 1
         log.warning(
@@ -314,7 +344,8 @@ class TwilioWebhooks:
         return say_and_hangup_twiml(pick_prompt(self._config.prompts.apology, language), language)
 
     def _stream_twiml(self, call_id: str, role: Role, say: str, language: str) -> str:
-        base = self._config.public_url
+        # The call's own instance: both streams and the <Connect action> must reach its owner.
+        base = self._config.instance_url
         return connect_stream_twiml(
             say_text=say or None,
             say_lang=language,
