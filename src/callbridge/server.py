@@ -28,6 +28,7 @@ from callbridge.log import get_logger
 from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.routes import serve_metrics
 from callbridge.service.lifecycle import ServiceLifecycle
+from callbridge.service.memtrace import serve_memory_dumps
 from callbridge.service.systemd import SystemdNotifier
 from callbridge.services import open_services
 
@@ -83,6 +84,7 @@ async def serve(
     notifier = SystemdNotifier.from_environ(os.environ)
     async with open_services(config) as services, trio.open_nursery() as root:
         app = create_app(services)
+        root.start_soon(serve_memory_dumps, os.environ, stop_web)  # CALLBRIDGE_TRACEMALLOC
         binds: list[str] = await root.start(
             partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)
         )

@@ -262,16 +262,19 @@ class Party:
     loud_frames: int = 0
     stream_live: trio.Event = attrs.field(factory=trio.Event)
     stream_started_at: float = 0.0  # trio clock
+    record: bool = True  # keep heard/said audio (False: a long soak; no WAVs then)
 
     def record_heard(self, frame: bytes) -> None:
-        self.heard.append((time.time(), frame))
+        if self.record:
+            self.heard.append((time.time(), frame))
         pcm = ulaw_decode(frame).astype(np.float64)
         if float(np.sqrt(np.mean(pcm * pcm))) > LOUD_RMS:
             self.loud_frames += 1
             self.last_loud = trio.current_time()
 
     def record_said(self, frame: bytes) -> None:
-        self.said.append((time.time(), frame))
+        if self.record:
+            self.said.append((time.time(), frame))
 
     def write_wavs(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ class TwilioSim:
 
     def party(self, name: str) -> Party:
         if name not in self.parties:
-            self.parties[name] = Party(name)
+            self.parties[name] = Party(name, record=self.scenario.record_audio)
         return self.parties[name]
 
     def voice_for(self, party: Party, mode: str) -> Voice:
