@@ -49,13 +49,14 @@ from callbridge.telephony.media_stream import (
 )
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["MARK_PREFIX", "ListenerOutput"]
+__all__ = ["MARKS_KEPT", "MARK_PREFIX", "ListenerOutput"]
 
 log = get_logger("callbridge.output")
 
 FIRST_ORIGINAL_WAIT_S: Final = 0.2  # at the bridge, how long the output waits for the speaker
 MARK_PREFIX: Final = "u:"  # utterance-end marks; probes use ``PROBE_PREFIX``
 QUIET_PEAK: Final = 1000  # int16 peak below which a frame counts as quiet (about -30 dBFS)
+MARKS_KEPT: Final = 64  # utterance marks awaiting Twilio's echo (a few are in flight at once)
 
 
 class ListenerOutput:
@@ -86,9 +87,10 @@ class ListenerOutput:
         self._broadcaster = broadcaster
         self._call_id = call_id
         self._ring, self._bell = trio.open_memory_channel[None](1)
-        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
-        self._pending_marks: set[str] = set()
-        self._cleared_marks: set[str] = set()
+        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away (ordered sets,
+        # at most MARKS_KEPT each: a mark whose echo never comes must not stay for the call).
+        self._pending_marks: dict[str, None] = {}
+        self._cleared_marks: dict[str, None] = {}
 
     # ---- inputs (synchronous, from other tasks) --------------------------------------------
 
@@ -121,9 +123,9 @@ class ListenerOutput:
     def _on_utterance_mark(self, name: str) -> None:
         if name in self._cleared_marks:
             # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
-            self._cleared_marks.discard(name)
+            del self._cleared_marks[name]
             return
-        self._pending_marks.discard(name)
+        self._pending_marks.pop(name, None)
         self._broadcaster.publish(
             TranscriptEvent.played(
                 self._call_id, self.listener.other.speaks, name[len(MARK_PREFIX) :], time.time()
@@ -193,24 +195,27 @@ class ListenerOutput:
         delay = self.probe.last_delay_s
         leg.send(clear_message(self.stream_sid))
         self.probe.cleared()
-        self._cleared_marks |= self._pending_marks
+        for name in self._pending_marks:
+            _remember(self._cleared_marks, name)
         self._pending_marks.clear()
         log.warning("playout_cleared", listener=str(self.listener), delay_ms=_ms(delay))
 
     def _send_mixed(self, leg: MediaLeg, frame: MixedFrame) -> None:
         self._send(leg, media_message(self.stream_sid, ulaw_encode(frame.pcm)))
         for uid in frame.finished:
-            self._pending_marks.add(MARK_PREFIX + uid)
-            self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True)
+            mark = MARK_PREFIX + uid
+            if self._send(leg, mark_message(self.stream_sid, mark), mark=True):
+                _remember(self._pending_marks, mark)  # a dropped mark is never echoed
         name = self.probe.after_frame(trio.current_time())
         if name is not None:
             self._send(leg, mark_message(self.stream_sid, name), mark=True)
 
-    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> None:
+    def _send(self, leg: MediaLeg, message: str, *, mark: bool = False) -> bool:
         if leg.send(message):
             self.stats.record_out(0 if mark else TWILIO_FRAME_SAMPLES, mark=mark)
-        else:
-            self.send_dropped += 1
+            return True
+        self.send_dropped += 1
+        return False
 
     # ---- reporting ------------------------------------------------------------------------------
 
@@ -227,6 +232,14 @@ class ListenerOutput:
             "playout_delay_ms": _ms(self.probe.last_delay_s),
             "mixer": self.mixer.stats(),
         }
+
+
+def _remember(marks: dict[str, None], name: str) -> None:
+    """Add ``name`` to an ordered set of marks awaiting their echo, forgetting the oldest past
+    ``MARKS_KEPT``: Twilio echoes marks in order, so one that many later marks overtook was lost."""
+    marks[name] = None
+    if len(marks) > MARKS_KEPT:
+        del marks[next(iter(marks))]
 
 
 def _carries_translation(frame: MixedFrame) -> bool:

@@ -4,10 +4,11 @@ The call code reaches it through two non-blocking methods, ``call_updated`` and 
 neither ever waits or raises, because the caller may be pumping audio. Everything slow happens
 elsewhere: SQLite writes on the store's thread, page delivery through bounded per-page channels.
 
-In memory the hub keeps, per call, the record, every utterance seen so far (partials included) and
-the replay ring of the call's feed: active calls always, and the last few ended ones
-(``_ENDED_CALLS_KEPT``) so a page on a just-ended call can still resume. Anything older is read
-from the store.
+In memory the hub keeps, per call, the record, the latest ``UTTERANCES_KEPT`` utterances
+(partials included) and the replay ring of the call's feed: active calls always, and the last few
+ended ones (``_ENDED_CALLS_KEPT``) so a page on a just-ended call can still resume. Anything older
+is read from the store: a call that outgrows the bound serves its snapshots from the store, so
+memory per call stays flat however long the call lasts.
 
 Resource handling: ``open_transcript_hub(config)`` starts the store writer and a pruning task; on
 exit it ends every feed and flushes the store, so a clean shutdown loses nothing.
@@ -43,12 +44,15 @@ from callbridge.transcripts.events import (
 )
 from callbridge.transcripts.store import TranscriptStore
 
-__all__ = ["Feed", "HubStats", "TranscriptHub", "open_transcript_hub"]
+__all__ = ["UTTERANCES_KEPT", "Feed", "HubStats", "TranscriptHub", "open_transcript_hub"]
 
 log = get_logger("callbridge.transcripts.hub")
 
 # Ended calls kept in memory (record, utterances, replay ring) before only the store has them.
 _ENDED_CALLS_KEPT: Final = 8
+# Utterances kept in memory per call (about 400 bytes each): an hour of talk is ~1200. Past this
+# the oldest go, and the call's snapshots come from the store, which has them all.
+UTTERANCES_KEPT: Final = 256
 # How often old calls are pruned; retention is counted in days, so hourly is plenty.
 _PRUNE_INTERVAL_S: Final = 3600.0
 
@@ -187,6 +191,11 @@ class TranscriptHub:
         utterance = state.utterances.get(event.utterance_id)
         if utterance is None:
             utterance = state.utterances[event.utterance_id] = UtteranceState.start(event)
+            if len(state.utterances) > UTTERANCES_KEPT:
+                # A late piece of an evicted utterance starts a fresh state whose unknown
+                # columns are None, which the store's upsert leaves as they were.
+                del state.utterances[next(iter(state.utterances))]
+                state.complete = False
         if utterance.apply(event):
             self.store.save_utterance(utterance.row())
 
