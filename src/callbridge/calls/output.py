@@ -219,6 +219,11 @@ class ListenerOutput:
 
     # ---- reporting ------------------------------------------------------------------------------
 
+    @property
+    def marks_awaiting_echo(self) -> int:
+        """Utterance marks sent or cleared whose echo has not come (at most 2 * ``MARKS_KEPT``)."""
+        return len(self._pending_marks) + len(self._cleared_marks)
+
     def summary(self) -> dict[str, object]:
         """This listener's counters for the call's summary line."""
         return {

@@ -27,7 +27,7 @@ from __future__ import annotations
 import linecache
 import signal
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 
 import trio
@@ -97,20 +97,27 @@ def dump_growth(previous: tracemalloc.Snapshot | None, top: int = TOP) -> tracem
     return snapshot
 
 
-async def serve_memory_dumps(environ: Mapping[str, str], stop: trio.Event) -> None:
+async def serve_memory_dumps(
+    environ: Mapping[str, str],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Root-nursery task: with ``CALLBRIDGE_TRACEMALLOC`` set (or Python already tracing), trace
     allocations and dump the top sites on every ``SIGUSR1`` until ``stop`` is set; otherwise
-    return at once. A malformed setting is logged (``tracemalloc_invalid``) and leaves it off:
-    a debugging switch never stops the daemon."""
+    return at once. Started (``nursery.start``) once ``SIGUSR1`` is handled. A malformed setting
+    is logged (``tracemalloc_invalid``) and leaves tracing off: a debugging switch never stops
+    the daemon."""
     try:
         frames = frames_from_env(environ)
     except ValueError as exc:
         log.error("tracemalloc_invalid", error=str(exc))
-        return
+        frames = None
     started = frames is not None and not tracemalloc.is_tracing()
     if frames is not None and started:
         tracemalloc.start(frames)
     if not tracemalloc.is_tracing():
+        task_status.started()
         return
     log.warning(
         "tracemalloc_on",
@@ -119,17 +126,18 @@ async def serve_memory_dumps(environ: Mapping[str, str], stop: trio.Event) -> No
         hint="debugging only: slow",
     )
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_dump_on_signal)
-            await stop.wait()
-            nursery.cancel_scope.cancel()
+        with trio.open_signal_receiver(signal.SIGUSR1) as signals:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_dump_each, signals)
+                await stop.wait()
+                nursery.cancel_scope.cancel()
     finally:
         if started:
             tracemalloc.stop()
 
 
-async def _dump_on_signal() -> None:
+async def _dump_each(signals: AsyncIterator[int]) -> None:
     previous: tracemalloc.Snapshot | None = None
-    with trio.open_signal_receiver(signal.SIGUSR1) as signals:
-        async for _ in signals:
-            previous = dump_growth(previous)
+    async for _ in signals:
+        previous = dump_growth(previous)

@@ -207,6 +207,11 @@ class TranscriptHub:
             self._calls.pop(old, None)
             self.broadcaster.forget(call_topic(old))
 
+    def utterances_held(self, call_id: str) -> int:
+        """How many of a call's utterances memory holds (at most ``UTTERANCES_KEPT``)."""
+        state = self._calls.get(call_id)
+        return len(state.utterances) if state is not None else 0
+
     # --- the page side ---------------------------------------------------------------------------
 
     def active_calls(self) -> list[dict[str, Any]]:
