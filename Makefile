@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # playwright...). A venv with the dev extras already has it.
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run serve test lint typecheck unit e2e bench bench-calls clean
+.PHONY: run serve test lint typecheck unit e2e bench bench-calls soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench: $(STAMP)
 
 bench-calls: $(STAMP)
 	$(BIN)/python -m benchmarks.calls --calls 1 4 8
+
+# Memory over a long run: SOAK_CALLS calls for SOAK_MINUTES minutes against the simulators; prints
+# the daemon's RSS and fds each minute and the growth after the first minute (target: < 5 %).
+SOAK_CALLS ?= 20
+SOAK_MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --calls $(SOAK_CALLS) --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

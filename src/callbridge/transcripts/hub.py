@@ -52,7 +52,7 @@ log = get_logger("callbridge.transcripts.hub")
 _ENDED_CALLS_KEPT: Final = 8
 # Utterances kept in memory per call (about 400 bytes each): an hour of talk is ~1200. Past this
 # the oldest go, and the call's snapshots come from the store, which has them all.
-UTTERANCES_KEPT: Final = 256
+UTTERANCES_KEPT: Final = 128
 # How often old calls are pruned; retention is counted in days, so hourly is plenty.
 _PRUNE_INTERVAL_S: Final = 3600.0
 
