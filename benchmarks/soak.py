@@ -84,6 +84,7 @@ def _dump(daemon: Process, timeout_s: float = 120.0) -> list[dict[str, Any]]:
 def soak(args: argparse.Namespace, workdir: Path) -> None:
     calls = args.calls
     env = {"CALLBRIDGE_SERVER_MAX_CALLS": str(calls)}
+    env.update(dict(item.split("=", 1) for item in args.daemon_env))
     if args.tracemalloc:
         env["CALLBRIDGE_TRACEMALLOC"] = str(args.tracemalloc)
         # A dump stalls the event loop for seconds: longer than a leg may stay silent.
@@ -109,7 +110,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> None:
         print(" minute   RSS MiB  growth%   fds  daemon CPU%  calls ended  sims' RSS MiB")
         samples = _sample(stack, daemon, duration_s, args)
         ended = daemon.events("call_ended")
-    _report(samples, ended)
+    _report(samples, ended, calls)
 
 
 def _sample(
@@ -151,7 +152,7 @@ def _print_growth(top: list[dict[str, Any]]) -> None:
             print(f"{'':21}{line}")
 
 
-def _report(samples: list[tuple[float, int, int]], ended: list[dict[str, Any]]) -> None:
+def _report(samples: list[tuple[float, int, int]], ended: list[dict[str, Any]], calls: int) -> None:
     after_first = [s for s in samples if s[0] >= 60.0]
     if len(after_first) < 2:
         print("too short to measure growth after the first minute")
@@ -165,6 +166,14 @@ def _report(samples: list[tuple[float, int, int]], ended: list[dict[str, Any]]) 
         f"({growth * 100:+.2f} %, {per_s / 1024:+.2f} KiB/s over {(t1 - t0) / 60:.1f} min; "
         f"{verdict} the {_TARGET * 100:.0f} % target); fds {fd0} -> {fd1}"
     )
+    # A leak grows in a straight line; filling bounded buffers and the allocator's high-water
+    # mark do not. The slope over the second half tells them apart.
+    half = [s for s in after_first if s[0] >= (t0 + t1) / 2]
+    if len(half) >= 2 and calls:
+        (h0, hr0, _), (h1, hr1, _) = half[0], half[-1]
+        slope = (hr1 - hr0) * 1024 / max(h1 - h0, 1e-9)
+        print(f"second half: {slope / 1024:+.2f} KiB/s ({slope / calls:+.0f} B/s per call, "
+              f"{slope / calls / 100:+.2f} B per media frame)")  # fmt: skip
     if ended:
         reasons: dict[str, int] = {}
         for record in ended:
@@ -182,6 +191,8 @@ def main() -> None:
     parser.add_argument("--talk-s", type=float, default=1.5, help="length of each burst of speech")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="trace allocations in the daemon and print what grew")  # fmt: skip
+    parser.add_argument("--daemon-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the daemon (e.g. MALLOC_ARENA_MAX=2)")  # fmt: skip
     args = parser.parse_args()
     print(f"cpus={os.cpu_count()}  calls={args.calls}  minutes={args.minutes:g}  "
           f"talk {args.talk_s:g} s every {args.talk_every_s:g} s")  # fmt: skip
