@@ -6,17 +6,24 @@ Run from the repo root: ``python -m benchmarks.soak --calls 20 --minutes 60`` (`
 both parties talk every ``--talk-every-s`` seconds (a ``--talk-s`` burst each), waits until all
 are bridged, then samples the daemon's own process (``/proc/PID/status`` VmRSS, ``/proc/PID/fd``)
 every ``--sample-s`` seconds. It prints one line per sample and, at the end, the RSS growth from
-the first minute's sample to the last (the first minute holds the one-off costs: imports, first
-calls, allocator arenas); the target is under 5 %. Calls that end before the soak does are
-reported with their reasons. Only the daemon's process is measured, never the simulators'.
+the first minute's sample to the last (the first minute holds the one-off costs: first calls,
+allocator arenas); the target is under 5 %. It also prints the slope over the second half, per
+call and per inbound media frame: a leak grows in a straight line, while bounded buffers filling
+up and the allocator's high-water mark (the first two or three minutes) level off. Calls that
+end before the soak does are reported with their reasons. Only the daemon's process is
+measured; the simulated phones keep no audio (scenario ``record_audio: false``), so the
+simulators stay small too.
 
 ``--tracemalloc FRAMES`` starts the daemon with ``CALLBRIDGE_TRACEMALLOC`` (see
 ``callbridge.service.memtrace``), asks for a dump after the first minute and at the end, and
 prints the second dump: the allocation sites that grew in between, biggest first. Tracing slows
 the daemon about 2x; use it with fewer calls.
 
-Bounded: calls hang up on their own a minute after the soak, and the stack is torn down on exit
-(SIGTERM, then SIGKILL). Loopback only. Prints figures; asserts nothing.
+``--daemon-env NAME=VALUE`` (repeatable) adds to the daemon's environment, for experiments
+(``MALLOC_ARENA_MAX=2``, a ``CALLBRIDGE_*`` setting).
+
+Bounded: calls hang up on their own two minutes after the soak, and the stack is torn down on
+exit (SIGTERM, then SIGKILL). Loopback only. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
