@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # playwright...). A venv with the dev extras already has it.
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run serve test lint typecheck unit e2e bench bench-calls bench-load clean
+.PHONY: run serve test lint typecheck unit e2e bench bench-calls bench-load soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ $(BENCH_STAMP): $(STAMP)
 
 bench-load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load $(BENCH_ARGS)
+
+# Memory over a long run: SOAK_CALLS calls for SOAK_MINUTES minutes against the simulators; prints
+# the daemon's RSS and fds each minute and the growth after the first minute (target: < 5 %).
+SOAK_CALLS ?= 20
+SOAK_MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --calls $(SOAK_CALLS) --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

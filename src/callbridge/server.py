@@ -32,6 +32,7 @@ from callbridge.lifecycle import ServiceLifecycle
 from callbridge.log import get_logger
 from callbridge.metrics.live import LiveDaemon
 from callbridge.metrics.routes import serve_metrics
+from callbridge.service.memtrace import serve_memory_dumps
 from callbridge.service.systemd import SystemdNotifier
 from callbridge.services import open_services
 
@@ -110,6 +111,7 @@ async def _serve(
     stop_web = trio.Event()
     async with open_services(config) as services, trio.open_nursery() as root:
         app = create_asgi(services)
+        root.start_soon(serve_memory_dumps, os.environ, stop_web)  # CALLBRIDGE_TRACEMALLOC
         binds: list[str] = await root.start(
             partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from callbridge.metrics import CallCounters, Metrics
-from callbridge.metrics.sink import MeteredTranscriptSink
+from callbridge.metrics.sink import SPEECH_ENDS_KEPT, MeteredTranscriptSink
 from callbridge.records import CallRecord, EndReason
 from callbridge.roles import Direction, Role
 from callbridge.transcripts.events import TranscriptEvent
@@ -172,3 +173,27 @@ class TestMeteredSink:
         assert samples["callbridge_calls_ended_total", (("reason", "no_operator"),)] == 1
         assert samples[FRAMES_IN + "_total", (("leg", "operator"),)] == 4
         assert hub.events == ["ringing", "ended"]
+
+
+class TestMeteredSinkMemory:
+    def test_utterances_never_heard_are_forgotten_past_a_bound(self) -> None:
+        """Captions mode, a clear or an overflow leave finals without a ``played``: a long call
+        must not keep every one of them (issue 12 §4)."""
+        metrics = watched(FakeDaemon())
+        sink = MeteredTranscriptSink(Hub(), metrics)
+        unheard = 10 * SPEECH_ENDS_KEPT
+        for n in range(unheard):
+            sink.publish(utterance_event("final", f"u{n}", 100.0 + n, speech_end_at=100.0 + n))
+        # The oldest was forgotten: its late "played" is not measured...
+        sink.publish(utterance_event("played", "u0", 5000.0, played_at=5000.0))
+        played = (("direction", "caller_to_operator"), ("stage", "played"))
+        assert scrape(metrics).get(("callbridge_translation_latency_seconds_count", played), 0) == 0
+        # ...while the newest within the bound still is.
+        last = unheard - 1
+        sink.publish(utterance_event("played", f"u{last}", 100.0 + last + 2.0))
+        assert scrape(metrics)["callbridge_translation_latency_seconds_count", played] == 1
+        assert scrape(metrics)["callbridge_translation_latency_seconds_sum", played] == 2.0
+
+
+def utterance_event(kind: str, uid: str, ts: float, **data: object) -> TranscriptEvent:
+    return attrs.evolve(event(kind, ts, **data), utterance_id=uid)

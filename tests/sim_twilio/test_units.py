@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callbridge.sim.twilio.audio import PlaybackBuffer, ulaw_decode
+from callbridge.sim.twilio.audio import Party, PlaybackBuffer, ulaw_decode
 from callbridge.sim.twilio.scenario import ScenarioError, scenario_from_dict
 from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Connect, Play, Say, TwimlError, parse_twiml
@@ -74,3 +74,20 @@ def test_twiml_parses_connect_stream_parameters_and_rejects_non_twiml() -> None:
     assert connect.stream.parameters == (("k", "v"),) and connect.stream.status_callback == "/s"
     with pytest.raises(TwimlError):
         parse_twiml("<html/>")
+
+
+def test_phones_keep_no_audio_when_recording_is_off() -> None:
+    """A soak runs 20 calls for an hour: 60 kB/s a call of recorded frames would not fit."""
+    assert scenario_from_dict({}).record_audio is True
+    assert scenario_from_dict({"record_audio": False}).record_audio is False
+    with pytest.raises(ScenarioError, match="record_audio"):
+        scenario_from_dict({"record_audio": "no"})
+    frame = bytes([0xFF]) * 160
+    quiet = Party("caller", recording=False)
+    quiet.record_heard(frame)
+    quiet.record_said(frame)
+    assert (quiet.heard, quiet.said) == ([], [])
+    kept = Party("caller")
+    kept.record_heard(frame)
+    kept.record_said(frame)
+    assert (len(kept.heard), len(kept.said)) == (1, 1)

@@ -48,12 +48,13 @@ from callbridge.telephony.media_stats import MediaStats
 from callbridge.telephony.media_stream import MediaMessages, clear_message, mark_message
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["MARK_PREFIX", "ListenerOutput"]
+__all__ = ["MARKS_KEPT", "MARK_PREFIX", "ListenerOutput"]
 
 log = get_logger("callbridge.output")
 
 FIRST_ORIGINAL_WAIT_S: Final = 0.2  # at the bridge, how long the output waits for the speaker
 MARK_PREFIX: Final = "u:"  # utterance-end marks; probes use ``PROBE_PREFIX``
+MARKS_KEPT: Final = 64  # utterance marks awaiting Twilio's echo (a few are in flight at once)
 QUIET_PEAK: Final = 1000  # int16 peak below which a frame counts as quiet (about -30 dBFS)
 
 
@@ -91,9 +92,10 @@ class ListenerOutput:
         self._media = MediaMessages("")
         self._mixing = False  # bridged, and the first message's wait has begun
         self._wait: trio.CancelScope | None = None  # the task's sleep until the grace runs out
-        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away.
-        self._pending_marks: set[str] = set()
-        self._cleared_marks: set[str] = set()
+        # Utterance-end marks in Twilio's buffer, and those a ``clear`` threw away (ordered sets,
+        # at most MARKS_KEPT each: a mark whose echo never comes must not stay for the call).
+        self._pending_marks: dict[str, None] = {}
+        self._cleared_marks: dict[str, None] = {}
         # Echoes of ``u:`` marks that were not outstanding (repeated, or never sent).
         self.unexpected_marks = 0
 
@@ -126,7 +128,7 @@ class ListenerOutput:
     def _on_utterance_mark(self, name: str) -> None:
         if name in self._cleared_marks:
             # Twilio echoes marks it threw away on ``clear`` too: that translation was cut short.
-            self._cleared_marks.discard(name)
+            del self._cleared_marks[name]
             return
         if name not in self._pending_marks:
             # Twilio echoes each mark once: a repeat, or a name we never sent, is not news and
@@ -135,7 +137,7 @@ class ListenerOutput:
             if self.unexpected_marks == 1:
                 log.warning("mark_unexpected", listener=str(self.listener), mark=name[:64])
             return
-        self._pending_marks.discard(name)
+        del self._pending_marks[name]
         # A later part of a translation is its own utterance; the transcript knows the whole.
         utterance_id = transcription_of(name[len(MARK_PREFIX) :])
         self._broadcaster.publish(
@@ -220,7 +222,7 @@ class ListenerOutput:
             for uid in frame.finished:
                 # Outstanding only once really queued for Twilio: a dropped mark never echoes.
                 if self._send(leg, mark_message(self.stream_sid, MARK_PREFIX + uid), mark=True):
-                    self._pending_marks.add(MARK_PREFIX + uid)
+                    _remember(self._pending_marks, MARK_PREFIX + uid)
         name = self.probe.after_frame(now)
         if name is not None:
             self._send(leg, mark_message(self.stream_sid, name), mark=True)
@@ -249,7 +251,8 @@ class ListenerOutput:
         delay = self.probe.last_delay_s
         leg.send(clear_message(self.stream_sid))
         self.probe.cleared()
-        self._cleared_marks |= self._pending_marks
+        for name in self._pending_marks:
+            _remember(self._cleared_marks, name)
         self._pending_marks.clear()
         log.warning("playout_cleared", listener=str(self.listener), delay_ms=_ms(delay))
 
@@ -268,6 +271,11 @@ class ListenerOutput:
         return False
 
     # ---- reporting ------------------------------------------------------------------------------
+
+    @property
+    def marks_awaiting_echo(self) -> int:
+        """Utterance marks sent or cleared whose echo has not come (at most 2 * ``MARKS_KEPT``)."""
+        return len(self._pending_marks) + len(self._cleared_marks)
 
     def summary(self) -> dict[str, object]:
         """This listener's counters for the call's summary line."""
@@ -306,3 +314,11 @@ def _loop_slice(source: Pcm, at: int, n: int) -> tuple[Pcm, int]:
     head = source[at:]
     rest = n - len(head)
     return np.concatenate((head, source[:rest])), rest
+
+
+def _remember(marks: dict[str, None], name: str) -> None:
+    """Add ``name`` to an ordered set of marks awaiting their echo, forgetting the oldest past
+    ``MARKS_KEPT``: Twilio echoes marks in order, so one that many later marks overtook was lost."""
+    marks[name] = None
+    if len(marks) > MARKS_KEPT:
+        del marks[next(iter(marks))]

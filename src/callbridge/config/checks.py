@@ -80,8 +80,8 @@ def unknown_env_problems(environ: Mapping[str, str], config_cls: type[Any]) -> l
     own = _own_variables(config_cls)
     problems: list[str] = []
     for name in sorted(n for n in environ if n.startswith(ENV_PREFIX)):
-        if name in own:
-            continue
+        if name in own or name == "CALLBRIDGE_TRACEMALLOC":
+            continue  # a key's own variable, or a debugging switch (service/memtrace.py)
         if known.get(name):
             problems.append(
                 f"{name}: secrets are read only from their own variable (see the key's docs)"

@@ -265,7 +265,7 @@ class MediaConfig:
 class TranscriptsConfig:
     retention_days: int = setting(30, "calls older than this are pruned", range=(1, 3650))
     replay_events: int = setting(
-        2000, "live events kept per call for reconnecting pages", range=(10, 100000)
+        256, "live events kept per call for reconnecting pages", range=(10, 100000)
     )
     subscriber_queue: int = setting(
         256, "events queued per page before it is dropped as too slow", range=(8, 100000)

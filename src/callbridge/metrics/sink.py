@@ -13,14 +13,16 @@ the fields it needs are passed on and not measured.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from callbridge.metrics.registry import CallMetrics
 from callbridge.records import CallRecord
 from callbridge.roles import Direction
 from callbridge.transcripts.events import TranscriptEvent
 
-__all__ = ["MeteredTranscriptSink"]
+__all__ = ["SPEECH_ENDS_KEPT", "MeteredTranscriptSink"]
+
+SPEECH_ENDS_KEPT: Final = 64  # utterances per call awaiting their "played" mark
 
 
 class _Sink(Protocol):
@@ -35,7 +37,9 @@ class MeteredTranscriptSink:
     def __init__(self, inner: _Sink, metrics: CallMetrics) -> None:
         self._inner = inner
         self._metrics = metrics
-        # call id -> utterance id -> Palabra's end of speech (epoch s), until heard or call end.
+        # call id -> utterance id -> Palabra's end of speech (epoch s), until heard or call end,
+        # the latest SPEECH_ENDS_KEPT per call: utterances that are never heard (captions mode,
+        # cut by a clear, dropped on overflow) must not pile up for the length of the call.
         self._speech_end: dict[str, dict[str, float]] = {}
 
     def publish(self, event: Any) -> None:
@@ -56,6 +60,8 @@ class MeteredTranscriptSink:
         ends = self._speech_end.setdefault(event.call_id, {})
         if event.kind == "final":
             ends.setdefault(uid, _epoch(event.data.get("speech_end_at")) or event.ts)
+            if len(ends) > SPEECH_ENDS_KEPT:
+                del ends[next(iter(ends))]  # the oldest: 64 utterances later, never heard
         elif event.kind == "translation" and uid in ends:
             self._metrics.translation_latency(direction, "text", event.ts - ends[uid])
         elif event.kind == "audio_started" and uid in ends:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from callbridge.transcripts.broadcaster import ALL_CALLS, Broadcaster, FeedItem, Subscription
 from callbridge.transcripts.events import EventKind, TranscriptEvent, UtteranceState
-from callbridge.transcripts.hub import Feed, TranscriptHub, open_transcript_hub
+from callbridge.transcripts.hub import Feed, TranscriptHub
+from callbridge.transcripts.open_hub import open_transcript_hub
 from callbridge.transcripts.store import TranscriptStore
 
 __all__ = [

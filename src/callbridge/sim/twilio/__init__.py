@@ -52,6 +52,7 @@ Scenario JSON (every key optional; unknown keys are rejected)::
       "script": {"path": "script.json", "settle_s": 0.4, "quiet_s": 0.7,
                  "translation_wait_s": 8, "turn_timeout_s": 30},        # or just "script.json"
       "ended_call_update_code": 20404,               # REST hang-up of an ended call: 20404 | 21220
+      "record_audio": true,                          # false: phones keep no audio, write no WAVs
       "dtmf": [{"digits": "*3", "at_s": 5.0,         # keys pressed on the media stream (dtmf
                 "party": "caller", "gap_s": 0.3}]    # events), at_s after the stream started
     }

@@ -179,6 +179,8 @@ class Scenario:
     tone: ToneSpec = ToneSpec()
     script: ScriptOptions | None = None
     ended_call_update_code: int = 20404  # REST Status=completed on an ended call: 20404 | 21220
+    # False: the phones keep no audio (no WAVs); what a long soak needs, at 60 kB/s per call.
+    record_audio: bool = True
 
     def operator(self, number: str) -> OperatorSpec:
         return self.operators.get(number, self.default_operator)
@@ -200,7 +202,7 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
     known = {
         "caller", "operators", "default_operator", "callbacks", "rest_errors", "rest_delays",
         "faults",
-        "timing", "tone", "script", "ended_call_update_code", "dtmf",
+        "timing", "tone", "script", "ended_call_update_code", "dtmf", "record_audio",
     }  # fmt: skip
     problems += [f"unknown key {k!r}" for k in data if k not in known]
     kw: dict[str, Any] = {}
@@ -240,6 +242,11 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
         kw["script"] = built
     if "ended_call_update_code" in data:
         kw["ended_call_update_code"] = data["ended_call_update_code"]
+    if "record_audio" in data:
+        if isinstance(data["record_audio"], bool):
+            kw["record_audio"] = data["record_audio"]
+        else:
+            problems.append("record_audio must be true or false")
     scenario = Scenario(**kw) if not problems else None
     if scenario is not None:
         problems += validate_scenario(scenario)

@@ -107,7 +107,9 @@ class TwilioSim:
 
     def party(self, name: str) -> Party:
         if name not in self.parties:
-            self.parties[name] = Party(name, recording=self.options.recording)
+            # --no-recording (load tests) or the scenario's record_audio: false (soak runs).
+            recording = self.options.recording and self.scenario.record_audio
+            self.parties[name] = Party(name, recording=recording)
         return self.parties[name]
 
     def voice_for(self, party: Party, mode: str) -> Voice:
