@@ -30,12 +30,10 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """callbridge modules ``path`` imports at run time (``TYPE_CHECKING`` blocks left out)."""
+    """callbridge modules ``path`` imports anywhere, ``TYPE_CHECKING`` blocks and function bodies
+    included: an import only the type checker runs still ties the two files together."""
     tree = ast.parse(path.read_text())
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("callbridge"))
@@ -124,3 +122,18 @@ def test_no_package_imports_back_into_itself() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_import_reader_counts_type_checking_imports(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import callbridge.log\n"
+        "if TYPE_CHECKING:\n"
+        "    from callbridge.sim.twilio.calls import Call\n"
+    )
+    assert _imports(module) == {
+        "callbridge.log",
+        "callbridge.sim.twilio.calls",
+        "callbridge.sim.twilio.calls.Call",
+    }

@@ -9,6 +9,10 @@ Resource handling: :meth:`Call.run` is started in the simulator's nursery and ow
 the call; :meth:`Call.end` may be awaited from anywhere (REST handler, timers, the interpreter),
 stops the live stream first (``stop`` then close), cancels the interpreter, then queues the final
 status callback. After a hang-up the ``<Connect action>`` is not requested (reference §7.2).
+
+Layering: a call sees the simulator only as a :class:`CallHost`
+(:class:`callbridge.sim.twilio.sim.TwilioSim`), so imports run one way: ``sim`` -> ``calls`` ->
+``gather``, ``media``; the stream and the gather see the call through their own protocols.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import math
 import secrets
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -26,26 +31,25 @@ from callbridge.log import get_logger
 from callbridge.sim.twilio.audio import Party
 from callbridge.sim.twilio.gather import run_gather
 from callbridge.sim.twilio.media import StreamSession, iso_now
-from callbridge.sim.twilio.scenario import CallerSpec, OperatorSpec
+from callbridge.sim.twilio.scenario import CallerSpec, Fault, OperatorSpec, Scenario
 from callbridge.sim.twilio.twiml import (
     Connect,
+    Document,
     Gather,
     Hangup,
     Pause,
     Play,
     Redirect,
     Say,
+    Stream,
     TwimlError,
     Unsupported,
     Verb,
     parse_twiml,
 )
-from callbridge.sim.twilio.webhooks import CallbackDispatcher, rfc2822_now
+from callbridge.sim.twilio.webhooks import CallbackDispatcher, WebhookClient, rfc2822_now
 
-if TYPE_CHECKING:
-    from callbridge.sim.twilio.sim import TwilioSim
-
-__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Call", "new_call_sid"]
+__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Call", "CallHost", "new_call_sid"]
 
 log = get_logger("callbridge.sim.twilio.calls")
 
@@ -53,16 +57,43 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canc
 LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 SIP_CODES = {"completed": 200, "busy": 486, "no-answer": 487, "failed": 404, "canceled": 487}
 
-Document = tuple[str, str]  # (TwiML text, URL it came from: base for relative URLs)
-
 
 def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
+class CallHost(Protocol):
+    """What a call needs from the simulator (:class:`callbridge.sim.twilio.sim.TwilioSim`): its
+    settings, a nursery for work that outlives a verb, the webhook client, and its streams."""
+
+    @property
+    def app_url(self) -> str: ...
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    @property
+    def nursery(self) -> trio.Nursery: ...
+
+    @property
+    def webhooks(self) -> WebhookClient: ...
+
+    @property
+    def faults(self) -> Sequence[Fault]: ...
+
+    @property
+    def streams(self) -> Sequence[StreamSession]: ...
+
+    def new_stream(self, call: Call, spec: Stream, url: str) -> StreamSession:
+        """A ``<Connect><Stream>`` session for ``call``, not yet started (the call runs it)."""
+
+    def on_operator_ringing(self, outbound: Call) -> None:
+        """An outbound call rings (a caller scripted to hang up meanwhile does so)."""
+
+
 @attrs.define(eq=False)
 class Call:
-    sim: TwilioSim
+    sim: CallHost
     sid: str
     account_sid: str
     from_: str
@@ -102,7 +133,7 @@ class Call:
         as in a load test of N daemons), else the simulator's."""
         if self.caller is not None and self.caller.app_url:
             return self.caller.app_url
-        return self.sim.options.app_url
+        return self.sim.app_url
 
     # -- status and callbacks -------------------------------------------------------------
     def set_status(self, status: str) -> None:
@@ -245,7 +276,7 @@ class Call:
                 self.url, self.url_method, kind="outbound_url", status="in-progress"
             )
         else:
-            doc = (self.twiml or "<Response/>", self.sim.options.app_url)
+            doc = (self.twiml or "<Response/>", self.sim.app_url)
         if doc is not None:
             await self._run_documents(doc)
 
@@ -360,7 +391,7 @@ class Call:
                     if outcome != "next":
                         return outcome if isinstance(outcome, tuple) else None
                 case Gather():
-                    gathered = await run_gather(self, verb, base)
+                    gathered = await run_gather(self, verb, base, timing)
                     if gathered != "next":
                         return gathered
                 case Unsupported(tag=tag):

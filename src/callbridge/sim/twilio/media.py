@@ -14,6 +14,10 @@ the abrupt-close fault: no ``stop``, TCP dropped).
 
 Error handling: protocol errors from the app are recorded as Twilio warnings (31950 binary frame,
 31951 malformed message, 31931 buffer over 10 minutes) and never end the stream.
+
+Layering: a stream sees its call only as a :class:`StreamCall` and is handed the simulator's
+parts (signer, media engine, scripted keys) when it is made, so this module imports neither
+``calls`` nor ``sim``; its reports are read from above (:mod:`callbridge.sim.twilio.stream_report`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import secrets
 import time
 import urllib.parse
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import orjson
@@ -33,11 +37,12 @@ import trio
 
 from callbridge.log import get_logger
 from callbridge.sim.twilio.audio import FRAME_S, Party, PlaybackBuffer, Voice
+from callbridge.sim.twilio.engine import MediaEngine
 from callbridge.sim.twilio.keypad import Keypad
 from callbridge.sim.twilio.meters import JitterMeter, LatenessMeter, ToneOnsets
 from callbridge.sim.twilio.scenario import DtmfSpec, Fault
-from callbridge.sim.twilio.stream_report import stream_report, stream_window
 from callbridge.sim.twilio.twiml import Stream
+from callbridge.sim.twilio.webhooks import Signer
 from callbridge.sim.twilio.wsclient import (
     MediaSocket,
     WsHandshakeError,
@@ -45,10 +50,7 @@ from callbridge.sim.twilio.wsclient import (
     connect_websocket,
 )
 
-if TYPE_CHECKING:
-    from callbridge.sim.twilio.calls import Call
-
-__all__ = ["StreamSession", "new_stream_sid"]
+__all__ = ["StreamCall", "StreamSession", "new_stream_sid"]
 
 log = get_logger("callbridge.sim.twilio.media")
 
@@ -70,14 +72,31 @@ def new_stream_sid() -> str:
     return "MZ" + secrets.token_hex(16)
 
 
+class StreamCall(Protocol):
+    """What a stream needs from its call (:class:`callbridge.sim.twilio.calls.Call`): the SIDs
+    its ``start`` and ``stop`` messages carry, and where to report it went live."""
+
+    @property
+    def sid(self) -> str: ...
+
+    @property
+    def account_sid(self) -> str: ...
+
+    def stream_event(self, session: StreamSession, event: str, error: str = "") -> None:
+        """The ``<Stream statusCallback>`` request for ``event`` (e.g. ``stream-started``)."""
+
+
 @attrs.define(eq=False)
 class StreamSession:
-    call: Call
+    call: StreamCall
     party: Party
     spec: Stream
     url: str  # query string already stripped, as Twilio does
     voice: Voice
     faults: list[Fault]
+    signer: Signer  # signs the WebSocket upgrade (and applies the signature faults)
+    engine: MediaEngine  # the simulator's one media task: ticks and reads
+    dtmf: tuple[DtmfSpec, ...] = ()  # the scenario's scripted key presses
     stop_timeout_s: float = 2.0
     connect_timeout_s: float = 10.0
     stream_sid: str = attrs.field(factory=new_stream_sid)
@@ -145,7 +164,7 @@ class StreamSession:
             parts.hostname or "127.0.0.1",
             parts.port or (443 if parts.scheme == "wss" else 80),
         )
-        headers = self.call.sim.signer.websocket_headers(self.url)
+        headers = self.signer.websocket_headers(self.url)
         self.signed = bool(headers)
         try:
             with trio.fail_after(self.connect_timeout_s):
@@ -176,12 +195,12 @@ class StreamSession:
         self.call.stream_event(self, "stream-started")
         self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"}, seq=False)
         self._send({"event": "start", "start": self._start_body()})
-        engine = self.call.sim.engine
+        engine = self.engine
         try:
             async with trio.open_nursery() as inner:
                 inner.start_soon(ws.flush_outbox)
                 inner.start_soon(self._fault_runner, ws)
-                self.keypad = Keypad(self.party, self.call.sim.scenario.dtmf)
+                self.keypad = Keypad(self.party, self.dtmf)
                 inner.start_soon(self.keypad.run, self._send)
                 inner.start_soon(_wait_either, self._stop, self._app_closed, inner.cancel_scope)
                 ws.start(engine, self._handle, self._app_closed.set)
@@ -379,14 +398,6 @@ class StreamSession:
                 ws.pause_reading()
                 await trio.sleep(fault.duration_s)
                 ws.resume_reading()
-
-    # ---- reports ----------------------------------------------------------------------------
-
-    def report(self) -> dict[str, Any]:
-        return stream_report(self)
-
-    def window_stats(self) -> dict[str, Any]:
-        return stream_window(self)
 
 
 async def _wait_either(a: trio.Event, b: trio.Event, scope: trio.CancelScope) -> None:

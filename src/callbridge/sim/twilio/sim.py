@@ -25,6 +25,7 @@ from callbridge.sim.twilio.scenario import (
     RestError,
     Scenario,
 )
+from callbridge.sim.twilio.stream_report import stream_report, stream_window
 from callbridge.sim.twilio.tone_voice import ToneVoice
 from callbridge.sim.twilio.twiml import Stream
 from callbridge.sim.twilio.webhooks import CallbackDispatcher, Signer, WebhookClient
@@ -74,6 +75,11 @@ class TwilioSim:
     @property
     def scenario(self) -> Scenario:
         return self.options.scenario
+
+    @property
+    def app_url(self) -> str:
+        """The app under test (a call may name its own: :attr:`Call.app_url`)."""
+        return self.options.app_url
 
     @property
     def faults(self) -> list[Fault]:
@@ -182,6 +188,9 @@ class TwilioSim:
             url=url,
             voice=self.voice_for(call.party, mode),
             faults=self.faults,
+            signer=self.signer,
+            engine=self.engine,
+            dtmf=self.scenario.dtmf,
             stop_timeout_s=self.scenario.timing.stop_timeout_s,
             connect_timeout_s=self.scenario.timing.stream_connect_timeout_s,
             onsets=ToneOnsets(self.options.detect_tones) if self.options.detect_tones else None,
@@ -248,7 +257,8 @@ class TwilioSim:
 
     def window_stats(self) -> dict[str, Any]:
         """Load-test counters per stream since the previous call (see
-        :meth:`StreamSession.window_stats`), streams that ended meanwhile included once."""
+        :func:`~callbridge.sim.twilio.stream_report.stream_window`), streams that ended meanwhile
+        included once."""
         streams = [s for s in self.streams if s.started_at is not None and not s.reported_ended]
         lateness, jitter = MsHistogram(), MsHistogram()
         stats = []
@@ -257,7 +267,7 @@ class TwilioSim:
             lateness.merge(late)
             jitter.merge(jittered)
             stats.append(
-                s.window_stats() | {"lateness": late.summary(), "jitter": jittered.summary()}
+                stream_window(s) | {"lateness": late.summary(), "jitter": jittered.summary()}
             )
             s.reported_ended = s.ended_at is not None
         return {
@@ -283,7 +293,7 @@ class TwilioSim:
             "calls": [c.report() for c in self.calls.values()],
             "webhooks": self.webhooks.log,
             "rest": self.rest_log,
-            "streams": [s.report() for s in self.streams],
+            "streams": [stream_report(s) for s in self.streams],
             "parties": {name: p.heard_summary() for name, p in self.parties.items()},
             "turns": self.conversation.log if self.conversation else [],
         }

@@ -17,6 +17,7 @@ import attrs
 
 __all__ = [
     "Connect",
+    "Document",
     "Gather",
     "Hangup",
     "Pause",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 MAX_TWIML_BYTES = 64 * 1024  # error 11750 beyond this
+
+Document = tuple[str, str]  # (TwiML text, URL it came from: base for relative URLs)
 
 
 class TwimlError(ValueError):
