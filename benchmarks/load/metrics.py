@@ -22,10 +22,12 @@ _BUCKET = re.compile(LAG_METRIC + r'_bucket\{[^}]*le="([^"]+)"[^}]*\}\s+([0-9.eE
 Buckets = dict[float, float]  # upper bound (s) -> cumulative count
 
 
-def lag_buckets(base_url: str, client: httpx.Client) -> Buckets | None:
-    """The lag histogram's cumulative buckets now, or None when the daemon exports none."""
+def lag_buckets(base_url: str, client: httpx.Client, token: str = "") -> Buckets | None:
+    """The lag histogram's cumulative buckets now, or None when the daemon exports none
+    (``/metrics`` on the main port wants the web token as a Bearer token)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = client.get(f"{base_url}/metrics", timeout=5)
+        response = client.get(f"{base_url}/metrics", timeout=5, headers=headers)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

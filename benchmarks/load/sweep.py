@@ -128,7 +128,7 @@ class StepRunner:
     def _measure(self, on_window: Any) -> dict[str, Any]:
         pids = [*self.daemon_pids, *self.sim_pids.values()]
         self.stack.sim_post("twilio", "/_sim/stats")  # opens the window
-        lag_before = [metrics.lag_buckets(u, self.http) for u in self.stack.app_urls]
+        lag_before = [metrics.lag_buckets(u, self.http, self.web_token) for u in self.stack.app_urls]
         start = time.monotonic()
         wall_start = time.time()
         snap_before = procs.CpuSnapshot.take(start)
@@ -143,7 +143,7 @@ class StepRunner:
         ]
         stats = self.stack.sim_post("twilio", "/_sim/stats")
         elapsed = snap_after.at - snap_before.at
-        lag_after = [metrics.lag_buckets(u, self.http) for u in self.stack.app_urls]
+        lag_after = [metrics.lag_buckets(u, self.http, self.web_token) for u in self.stack.app_urls]
         lags = [metrics.lag_p99_ms(b, a) for b, a in zip(lag_before, lag_after, strict=True)]
         known_lags = [lag for lag in lags if lag is not None]
 
