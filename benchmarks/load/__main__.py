@@ -165,7 +165,7 @@ def main() -> None:
         )
         meta["pinning"] = placement(stack, not args.no_pin)
         runner = StepRunner(
-            stack, args.window_s, args.settle_s, criteria, LANGUAGES, "sim-web-token"
+            stack, args.window_s, args.settle_s, criteria, LANGUAGES, stack.options.web_token
         )
         runner.idle_cpu_pct = meta["idle_cpu_pct"] = idle_cpu_pct(stack)
         print(f"{meta['machine']}; {meta['pinning']}; idle daemon "
