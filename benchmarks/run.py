@@ -3,7 +3,8 @@
 Run from the repo root: ``python -m benchmarks.run`` (``--quick`` for a faster, noisier pass).
 Prints microseconds per 20 ms frame (median of several repeats) and the baseline / ours ratio;
 no assertions. Baselines are what one would write first: per-sample Python mu-law, stateless
-per-chunk ``samplerate.resample`` (which also clicks: stack-notes §3.4), a fresh-array numpy
+per-chunk ``samplerate.resample`` (which also clicks: it restarts
+the filter at every chunk), a fresh-array numpy
 mix, and stdlib ``json`` + ``base64``.
 """
 

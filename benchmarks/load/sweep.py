@@ -128,7 +128,9 @@ class StepRunner:
     def _measure(self, on_window: Any) -> dict[str, Any]:
         pids = [*self.daemon_pids, *self.sim_pids.values()]
         self.stack.sim_post("twilio", "/_sim/stats")  # opens the window
-        lag_before = [metrics.lag_buckets(u, self.http, self.web_token) for u in self.stack.app_urls]
+        lag_before = [
+            metrics.lag_buckets(u, self.http, self.web_token) for u in self.stack.app_urls
+        ]
         start = time.monotonic()
         wall_start = time.time()
         snap_before = procs.CpuSnapshot.take(start)

@@ -29,7 +29,8 @@ from .strategies import json_values, mutated, wire_text
 EVENTS = (Connected, Start, Media, Mark, Dtmf, Stop, Invalid)
 SID = "MZ" + "0" * 32
 
-# One well-formed message per event (twilio-protocol.md §1.2 shapes), to mutate.
+# One well-formed message per event, to mutate (shapes from
+# https://www.twilio.com/docs/voice/media-streams/websocket-messages).
 TEMPLATES: list[dict[str, Any]] = [
     {"event": "connected", "protocol": "Call", "version": "1.0.0"},
     {

@@ -49,7 +49,7 @@ MESSAGE_TYPES = (
     "eos",
     "pipeline_timings",
 )
-# Well-formed ``data`` objects (palabra-protocol.md §4 shapes), to mutate.
+# Well-formed ``data`` objects (shapes the PalabraAI/palabra-ai-python SDK parses), to mutate.
 DATA: list[dict[str, Any]] = [
     {"transcription": {"transcription_id": "t1", "language": "en", "text": "hello"}},
     {

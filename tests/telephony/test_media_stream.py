@@ -32,7 +32,8 @@ SID = "MZXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 CALL = "CAXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 ACCOUNT = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 
-# Golden inbound messages, copied from twilio-protocol.md §1.2 (Twilio's WebSocket docs).
+# Golden inbound messages, from Twilio's docs,
+# https://www.twilio.com/docs/voice/media-streams/websocket-messages.
 CONNECTED = '{"event": "connected", "protocol": "Call", "version": "1.0.0"}'
 START = """{
   "event": "start",
@@ -134,7 +135,7 @@ class TestOutbound:
     def test_media_message_exact_shape(self) -> None:
         text = media_message(SID, b"\x00\xff\x7f")
         assert text == '{"event":"media","streamSid":"' + SID + '","media":{"payload":"AP9/"}}'
-        # Only payload inside media: no track, chunk or timestamp (twilio-protocol.md §1.3).
+        # Only payload inside media: no track, chunk or timestamp (Twilio's docs).
         assert json.loads(text) == {
             "event": "media",
             "streamSid": SID,

@@ -12,7 +12,8 @@ from callbridge.telephony.signature import SignatureChecker, form_multidict
 
 from .conftest import make_config, sign
 
-# twilio-python's unit-test vector (token 12345), twilio-protocol.md §4.3.
+# twilio-python's unit-test vector (token 12345), tests/unit/test_request_validator.py in
+# https://github.com/twilio/twilio-python.
 TP_PARAMS = {
     "CallSid": "CA1234567890ABCDE",
     "Caller": "+14158675309",

@@ -3,9 +3,11 @@
 :func:`parse` turns one WebSocket message from Twilio into a frozen event and never raises:
 anything malformed becomes :class:`Invalid` with a stable ``reason`` code (for counters and logs)
 and a human ``detail``. The builders return the exact JSON text frames the app may send back
-(twilio-protocol.md §1.3). No sockets, no clocks, no logging here: the caller owns all of that.
+(https://www.twilio.com/docs/voice/media-streams/websocket-messages, "Send WebSocket messages
+to Twilio"). No sockets, no clocks, no logging here: the caller owns all of that.
 
-Wire facts this relies on (twilio-protocol.md §1.2): every message is a JSON text frame;
+Wire facts this relies on (same page, "WebSocket messages from Twilio"): every message is a JSON
+text frame;
 ``sequenceNumber``, ``chunk`` and ``timestamp`` are strings of digits (ints are accepted too);
 ``connected`` has no ``sequenceNumber``/``streamSid``; the media payload is base64 mu-law.
 """
@@ -312,7 +314,8 @@ _DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Event]]] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Messages the app sends (exact shapes from twilio-protocol.md §1.3)
+# Messages the app sends (exact shapes from Twilio's
+# https://www.twilio.com/docs/voice/media-streams/websocket-messages)
 
 
 def media_message(stream_sid: str, payload: bytes) -> str:

@@ -51,7 +51,8 @@ log = get_logger("callbridge.telephony.rest")
 
 DEFAULT_STATUS_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
 # 20404: the call is unknown (ended and gone); 21220: not in progress. Both mean "already over"
-# for a hang-up (pipecat and public fixtures treat them so; twilio-protocol.md §5.3).
+# for a hang-up (pipecat and public fixtures treat them so;
+# https://www.twilio.com/docs/api/errors/20404, https://www.twilio.com/docs/api/errors/21220).
 ALREADY_ENDED_CODES: Final = frozenset({20404, 21220})
 # Twilio's inline TwiML limit (error 32018).
 MAX_TWIML_CHARS: Final = 4000

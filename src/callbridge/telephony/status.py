@@ -3,7 +3,8 @@
 Twilio sends one form POST per requested event (``initiated``, ``ringing``, ``answered`` as
 ``CallStatus=in-progress``, ``completed`` for every terminal status). They may arrive out of order
 and may be retried, so the state machine orders them by ``SequenceNumber`` (starts at 0) and treats
-a terminal status as final (twilio-protocol.md §3.2-§3.3).
+a terminal status as final (https://www.twilio.com/docs/voice/api/call-resource,
+"StatusCallback", "StatusCallbackEvent").
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Every builder returns the document as ``str`` (with the XML declaration), built 
 ``VoiceResponse`` so escaping and attribute spelling are Twilio's own. URLs are always derived from
 the configured public URL, never from a request: Twilio signs and dials exactly what we give it.
 
-Limits enforced here rather than discovered on a live call (twilio-protocol.md §1.1, §2.1):
+Limits enforced here rather than discovered on a live call
+(https://www.twilio.com/docs/voice/twiml/stream, "Attributes"):
 - a ``<Stream url>`` must be ``wss://`` (``ws://`` only for local simulators) with no query string,
   because Twilio drops query strings;
 - each ``<Parameter>``'s name plus value must stay under 500 characters.

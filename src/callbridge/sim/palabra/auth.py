@@ -1,4 +1,5 @@
-"""Credential checks for both auth generations (palabra-protocol.md §1).
+"""Credential checks for both auth generations (https://docs.palabra.ai, and the
+PalabraAI/palabra-ai-python SDK: v1.x REST sessions, v2.x API keys).
 
 REST: ``ClientId``/``ClientID`` + ``ClientSecret`` headers (header names are case-insensitive, and
 arrive lower-cased here) or ``Authorization: Bearer <api key>``. Missing credentials -> 401,

@@ -1,7 +1,8 @@
 """Real-time pacing checks on the input audio, and audio time -> wall time mapping.
 
 The real service consumes audio at wall-clock speed and warns when a client drifts
-(palabra-protocol.md §5, §7.6; the thresholds are not documented anywhere, so these are ours):
+(https://docs.palabra.ai/docs/streaming_api; the thresholds are not documented anywhere, so
+these are ours):
 
 - ``AUDIO_STREAM_TOO_FAST``: the audio received since the stream (re)started leads the wall clock
   by more than ``max(too_fast_lead_s, one chunk + 100 ms)``. A correctly paced client that sends

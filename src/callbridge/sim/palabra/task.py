@@ -2,7 +2,8 @@
 
 Errors mimic the live service's ``VALIDATION_ERROR``: ``desc`` is a pydantic (v1) style repr,
 ``"ValidationError(model='SetTaskRequestMessage', errors=[{'loc': (...), 'msg': ..., 'type': ...,
-'ctx': {...}}])"`` (palabra-protocol.md §4.6), so a client that shows ``desc`` to a human works
+'ctx': {...}}])"`` (as recorded from the live service
+by public clients), so a client that shows ``desc`` to a human works
 the same against the simulator. Only the rules the simulator can check are enforced: input source
 type/format/sample rate/channels, output target format, source language, at least one target,
 ``segment_confirmation_silence_threshold >= 0.3``, ``max_queue_level_ms > desired_queue_level_ms``

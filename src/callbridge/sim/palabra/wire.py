@@ -1,4 +1,5 @@
-"""Server -> client message shapes, exactly as palabra-protocol.md §4 and §7 describe them.
+"""Server -> client message shapes, as the PalabraAI/palabra-ai-python SDK
+parses them (https://github.com/PalabraAI/palabra-ai-python).
 
 Every function returns the ``data`` object of one message (or a whole frame for queue status);
 ``frame`` wraps it into ``{"message_type", "data"}`` text, optionally double-encoding ``data`` as a
