@@ -48,7 +48,7 @@ log = get_logger("callbridge.palabra.auth")
 
 AuthMode: TypeAlias = Literal["api_key", "legacy"]
 
-# Backoff between session-create retries: 0.5 s, 1 s, 2 s, then 4 s (PY1 used 0.5 s and 1 s).
+# Backoff between session-create retries: 0.5 s, 1 s, 2 s, then 4 s (the v1 SDK used 0.5 s and 1 s).
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 4.0
 # A DELETE is a courtesy that must not hold up a hang-up: bounded, and it never raises.

@@ -6,7 +6,7 @@ these are ours):
 
 - ``AUDIO_STREAM_TOO_FAST``: the audio received since the stream (re)started leads the wall clock
   by more than ``max(too_fast_lead_s, one chunk + 100 ms)``. A correctly paced client that sends
-  each chunk on schedule ("first chunk immediate", PY2 ``paced_chunks``) leads by at most one chunk,
+  each chunk on schedule ("first chunk immediate", the v2 SDK's ``paced_chunks``) leads by at most one chunk,
   so it never trips this; the extra 100 ms absorbs loopback and scheduler jitter.
 - ``AUDIO_STREAM_TOO_SLOW``: chunks keep arriving but the audio lags the wall clock by more than
   ``too_slow_lag_s``. After the warning the baseline restarts, so the next one needs fresh drift.
