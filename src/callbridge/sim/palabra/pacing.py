@@ -6,8 +6,8 @@ these are ours):
 
 - ``AUDIO_STREAM_TOO_FAST``: the audio received since the stream (re)started leads the wall clock
   by more than ``max(too_fast_lead_s, one chunk + 100 ms)``. A correctly paced client that sends
-  each chunk on schedule ("first chunk immediate", the v2 SDK's ``paced_chunks``) leads by at most one chunk,
-  so it never trips this; the extra 100 ms absorbs loopback and scheduler jitter.
+  each chunk on schedule ("first chunk immediate", the v2 SDK's ``paced_chunks``) leads by at
+  most one chunk, so it never trips this; the extra 100 ms absorbs loopback and scheduler jitter.
 - ``AUDIO_STREAM_TOO_SLOW``: chunks keep arriving but the audio lags the wall clock by more than
   ``too_slow_lag_s``. After the warning the baseline restarts, so the next one needs fresh drift.
 - ``AUDIO_STREAM_STALLED``: no chunk for ``stall_after_s`` (once per gap). The next chunk restarts
