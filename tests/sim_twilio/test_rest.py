@@ -206,3 +206,29 @@ def test_rest_delays_are_validated() -> None:
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict({"rest_delays": [{"endpoint": "delete", "delay_s": -1}]})
     assert len(info.value.problems) == 2
+
+
+async def test_callbacks_switched_at_runtime_apply_to_calls_created_from_then_on() -> None:
+    form = {
+        "To": "+1", "From": "+2", "Twiml": "<Response/>",
+        "StatusCallback": "",
+        "StatusCallbackEvent": ["initiated", "ringing", "completed"],
+    }  # fmt: skip
+    scenario = Scenario(default_operator=OperatorSpec(outcome="busy"), timing=FAST)
+    with trio.fail_after(8):
+        async with running(scenario) as (sim, app), httpx.AsyncClient() as http:
+            url = _calls_url(sim) + ".json"
+            before = form | {"StatusCallback": app.url + "/twilio/status/before/operator"}
+            await http.post(url, data=before, auth=(SID, TOKEN))
+            switched = {"callbacks": {"duplicate": True}}
+            assert (await http.post(sim.url + "/_sim/faults", json=switched)).status_code == 200
+            after = form | {"StatusCallback": app.url + "/twilio/status/after/operator"}
+            await http.post(url, data=after, auth=(SID, TOKEN))
+            assert await sim.wait_idle(5)
+            bad = await http.post(sim.url + "/_sim/faults", json={"callbacks": {"twice": 1}})
+    assert bad.status_code == 400
+    seqs = {
+        which: [r["params"]["SequenceNumber"] for r in app.of_kind(f"/twilio/status/{which}/")]
+        for which in ("before", "after")
+    }
+    assert seqs == {"before": ["0", "1", "2"], "after": ["0", "0", "1", "1", "2", "2"]}

@@ -179,6 +179,8 @@ class Stack:
         self.twilio: Process | None = None
         self.daemon: Process | None = None  # the first of ``daemons``
         self.daemons: list[Process] = []
+        self._retired: list[Process] = []  # daemons that were restarted
+        self._daemon_env: dict[str, str] = {}
         self.palabra_url = ""
         self.twilio_url = ""
         self.http = httpx.Client(timeout=30)
@@ -249,7 +251,7 @@ class Stack:
             opts.workdir,
         )
         self.twilio_url = self.twilio.wait_for(_ready, START_TIMEOUT_S)["url"]
-        daemon_env = {
+        self._daemon_env = {
             **env,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "PALABRA_API_KEY": PALABRA_KEY,
@@ -260,14 +262,44 @@ class Stack:
             suffix = f"-{index}" if index else ""
             config = opts.workdir / f"callbridge{suffix}.toml"
             config.write_text(self._config_toml(index), encoding="utf-8")
-            self.daemons.append(Process.start(
-                f"callbridge{suffix}",
-                ["--log-format", opts.log_format, "serve", "--config", str(config)],
-                daemon_env, opts.workdir, opts.workdir,
-            ))  # fmt: skip
+            self.daemons.append(self._start_daemon(f"callbridge{suffix}", config))
         self.daemon = self.daemons[0]
         for daemon in self.daemons:
             daemon.wait_for(lambda r: r.get("event") == "listening", START_TIMEOUT_S)
+
+    def _start_daemon(self, name: str, config: Path) -> Process:
+        opts = self.options
+        return Process.start(
+            name,
+            ["--log-format", opts.log_format, "serve", "--config", str(config)],
+            self._daemon_env, opts.workdir, opts.workdir,
+        )  # fmt: skip
+
+    # ---- the daemon's death and rebirth ---------------------------------------------------------
+
+    def kill_daemon(self, index: int = 0) -> int:
+        """SIGKILL daemon ``index`` (a crash: nothing is cleaned up) and reap it; returns its
+        exit status (``-9``)."""
+        daemon = self.daemons[index]
+        daemon.popen.kill()
+        return daemon.stop()  # reaped; its reader thread ends with the pipe
+
+    def restart_daemon(self, index: int = 0) -> Process:
+        """Start daemon ``index`` again on its port, config and state dir, once the previous
+        process has exited (``kill_daemon``, or a signal the test sent); returns it listening.
+        Its log goes to ``callbridge[-N]-restartK.log``: the earlier one is kept."""
+        old = self.daemons[index]
+        old.stop()
+        suffix = f"-{index}" if index else ""
+        restarts = sum(1 for p in self._retired if p.name.startswith(f"callbridge{suffix}"))
+        self._retired.append(old)
+        config = self.options.workdir / f"callbridge{suffix}.toml"
+        daemon = self._start_daemon(f"callbridge{suffix}-restart{restarts + 1}", config)
+        self.daemons[index] = daemon
+        if index == 0:
+            self.daemon = daemon
+        daemon.wait_for(lambda r: r.get("event") == "listening", START_TIMEOUT_S)
+        return daemon
 
     def _config_toml(self, index: int = 0) -> str:
         opts = self.options

@@ -226,17 +226,18 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
     @app.post("/_sim/faults")
     async def faults() -> Response:
         data = await request.get_json(silent=True) or {}
+        keys = ("faults", "rest_errors", "rest_delays", "callbacks")
         try:
-            parsed = scenario_from_dict(
-                {k: data[k] for k in ("faults", "rest_errors", "rest_delays") if k in data}
-            )
+            parsed = scenario_from_dict({k: data[k] for k in keys if k in data})
         except ScenarioError as exc:
             return _json({"error": exc.problems}, 400)
-        sim.add_faults(list(parsed.faults))
+        injected = sim.add_faults(list(parsed.faults))
         sim.add_rest_errors(list(parsed.rest_errors))
         sim.add_rest_delays(list(parsed.rest_delays))
+        if "callbacks" in data:
+            sim.set_callbacks(parsed.callbacks)
         counts = {"faults": len(sim.faults), "rest_errors": len(sim.rest_errors)}
-        return _json(counts | {"rest_delays": len(sim.rest_delays)})
+        return _json(counts | {"rest_delays": len(sim.rest_delays), "injected": injected})
 
     @app.post("/_sim/wait-idle")
     async def wait_idle() -> Response:
