@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import structlog
+import structlog.testing
 import trio
 import trio.testing
 
@@ -146,6 +148,24 @@ class TestFailures:
             assert await h.ended(session) == "media_lost"
             assert "twiml" in [a[0] for a in h.control.actions if a[1] == CALLER_SID]
             assert ("hangup", operator.call_sid) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_a_legs_log_lines_name_the_call(self, autojump_clock: Any) -> None:
+        """The receive task is started by whoever attached the leg (the media socket's handler,
+        which knows no call), yet what it logs carries the call's id."""
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            with structlog.testing.capture_logs(
+                processors=[structlog.contextvars.merge_contextvars]
+            ) as logs:
+                await caller.send(b"\x00\x01")
+                with trio.fail_after(1):
+                    while not any(r["event"] == "media_invalid" for r in logs):
+                        await trio.sleep(0.02)
+            (invalid,) = [r for r in logs if r["event"] == "media_invalid"]
+            assert invalid["call_id"] == session.record.id and invalid["role"] == "caller"
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
             h.assert_nothing_left(caller, operator)
 
     async def test_leg_sending_nothing_valid_times_out(self, autojump_clock: Any) -> None:
