@@ -208,7 +208,7 @@ def test_rest_delays_are_validated() -> None:
     assert len(info.value.problems) == 2
 
 
-async def test_callbacks_switched_at_runtime_apply_to_calls_created_from_then_on() -> None:
+async def test_callbacks_and_operators_switched_at_runtime_apply_to_calls_created_after() -> None:
     form = {
         "To": "+1", "From": "+2", "Twiml": "<Response/>",
         "StatusCallback": "",
@@ -220,7 +220,7 @@ async def test_callbacks_switched_at_runtime_apply_to_calls_created_from_then_on
             url = _calls_url(sim) + ".json"
             before = form | {"StatusCallback": app.url + "/twilio/status/before/operator"}
             await http.post(url, data=before, auth=(SID, TOKEN))
-            switched = {"callbacks": {"duplicate": True}}
+            switched = {"callbacks": {"duplicate": True}, "default_operator": {"outcome": "failed"}}
             assert (await http.post(sim.url + "/_sim/faults", json=switched)).status_code == 200
             after = form | {"StatusCallback": app.url + "/twilio/status/after/operator"}
             await http.post(url, data=after, auth=(SID, TOKEN))
@@ -231,4 +231,6 @@ async def test_callbacks_switched_at_runtime_apply_to_calls_created_from_then_on
         which: [r["params"]["SequenceNumber"] for r in app.of_kind(f"/twilio/status/{which}/")]
         for which in ("before", "after")
     }
-    assert seqs == {"before": ["0", "1", "2"], "after": ["0", "0", "1", "1", "2", "2"]}
+    assert seqs == {"before": ["0", "1", "2"], "after": ["0", "0", "1", "1"]}
+    last = {w: app.of_kind(f"/twilio/status/{w}/")[-1]["params"]["CallStatus"] for w in seqs}
+    assert last == {"before": "busy", "after": "failed"}

@@ -226,7 +226,7 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
     @app.post("/_sim/faults")
     async def faults() -> Response:
         data = await request.get_json(silent=True) or {}
-        keys = ("faults", "rest_errors", "rest_delays", "callbacks")
+        keys = ("faults", "rest_errors", "rest_delays", "callbacks", "default_operator")
         try:
             parsed = scenario_from_dict({k: data[k] for k in keys if k in data})
         except ScenarioError as exc:
@@ -236,6 +236,8 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         sim.add_rest_delays(list(parsed.rest_delays))
         if "callbacks" in data:
             sim.set_callbacks(parsed.callbacks)
+        if "default_operator" in data:
+            sim.set_default_operator(parsed.default_operator)
         counts = {"faults": len(sim.faults), "rest_errors": len(sim.rest_errors)}
         return _json(counts | {"rest_delays": len(sim.rest_delays), "injected": injected})
 

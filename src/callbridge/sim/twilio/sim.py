@@ -22,6 +22,7 @@ from callbridge.sim.twilio.scenario import (
     CallerSpec,
     DtmfSpec,
     Fault,
+    OperatorSpec,
     RestDelay,
     RestError,
     Scenario,
@@ -74,9 +75,15 @@ class TwilioSim:
     # For calls created from now on: the scenario's, or what POST /_sim/faults set since.
     callback_options: CallbackOptions = attrs.field()
 
+    default_operator: OperatorSpec = attrs.field()
+
     @callback_options.default
     def _scenario_callbacks(self) -> CallbackOptions:
         return self.options.scenario.callbacks
+
+    @default_operator.default
+    def _scenario_default_operator(self) -> OperatorSpec:
+        return self.options.scenario.default_operator
 
     @property
     def scenario(self) -> Scenario:
@@ -108,6 +115,13 @@ class TwilioSim:
     def set_callbacks(self, options: CallbackOptions) -> None:
         """Callback duplication and reordering for calls created from now on."""
         self.callback_options = options
+
+    def set_default_operator(self, spec: OperatorSpec) -> None:
+        """How operators not named in the scenario answer calls created from now on."""
+        self.default_operator = spec
+
+    def operator_spec(self, number: str) -> OperatorSpec:
+        return self.scenario.operators.get(number, self.default_operator)
 
     def add_rest_errors(self, errors: list[RestError]) -> None:
         self.rest_errors.extend([e, e.times] for e in errors)
@@ -193,7 +207,7 @@ class TwilioSim:
             url_method=str(form.get("Method") or "POST").upper(),
             twiml=None if form.get("Url") else form.get("Twiml"),
             timeout_s=float(form.get("Timeout") or 60),
-            operator=self.scenario.operator(to),
+            operator=self.operator_spec(to),
         )
 
     def new_stream(self, call: Call, spec: Stream, url: str) -> StreamSession:
