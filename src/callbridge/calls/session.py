@@ -245,11 +245,9 @@ class CallSession:
             raise rest
 
     async def _ends_call(self, task: Callable[..., Awaitable[None]], *args: object) -> None:
-        """Run one of the call's tasks; a ``CallEnded`` from it starts the end at Twilio at
-        once (the nursery's teardown, with the Palabra goodbyes, follows beside it)."""
-        # A task started from outside the call (a leg's receive task, from the media socket's
-        # handler) has that caller's context: its log lines must name the call too.
-        structlog.contextvars.bind_contextvars(call_id=self.record.id)
+        """Run one of the call's tasks with the call's id in its log lines (a leg's receive task
+        is started from outside); its ``CallEnded`` starts the end at Twilio at once."""
+        structlog.contextvars.bind_contextvars(call_id=self.record.id)  # for a leg's task too
         try:
             await task(*args)
         except CallEnded as exc:
