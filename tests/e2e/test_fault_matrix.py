@@ -188,14 +188,16 @@ def test_twilio_binary_and_malformed_frames_heal_an_oversized_one_ends_the_call(
     assert stack.sim_post("twilio", "/_sim/faults", {"faults": garbage})["injected"] == 2
     invalid = daemon_events_when(stack, "media_invalid", 2, call_id=hit.call_id)
     after = time.time()
+    print(f"fault matrix: garbage at {after - case.listening.started_at:.2f} s")
     case.wait_heard(hit.caller_sid, after)  # healed: translated both ways after the garbage
     case.wait_heard(hit.operator_sid, after)
     oversized = {"kind": "oversized_frame", "call_sid": hit.caller_sid, "size_bytes": 100_000}
     assert stack.sim_post("twilio", "/_sim/faults", {"faults": [oversized]})["injected"] == 1
+    print(f"fault matrix: oversized at {time.time() - case.listening.started_at:.2f} s")
 
     ended = case.ended()
     assert ended["reason"] == "media_too_large"
-    assert ended["media"]["caller"]["invalid"] == {"binary_frame": 1}
+    assert ended["media"]["caller"]["invalid"] == {"binary_frame": 1, "too_large": 1}
     assert ended["media"]["operator"]["invalid"] == {"bad_json": 1}
     assert {(r["role"], r["reason"]) for r in invalid} == {
         ("caller", "binary_frame"),
