@@ -251,7 +251,7 @@ class CallSession:
         try:
             await task(*args)
         except CallEnded as exc:
-            self._ending.begin(exc.reason)
+            self._ending.begin(exc.reason, detail=exc.detail)
             raise
 
     async def _run(self, nursery: trio.Nursery) -> None:
