@@ -22,7 +22,6 @@ from tests.e2e.conftest import (
     daemon_events,
     healthz,
     marks_heard,
-    rest_updates,
     wait_report,
 )
 
@@ -194,15 +193,16 @@ def test_operator_socket_dropped_without_stop(stack_factory: StackFactory) -> No
     caller_sid = stack.place_call()
     bridged = daemon_event(stack, "call_bridged")
 
+    # Twilio says stop before it closes: a socket that just went away broke (issue 12 §1), and
+    # both people may still be on the line: the caller hears the apology.
     ended = stack.call_ended()
-    assert ended["reason"] == "operator_hangup" and ended["caller_sid"] == caller_sid
+    assert ended["reason"] == "media_lost" and ended["caller_sid"] == caller_sid
     assert stack.wait_idle(30)
     report = stack.report("twilio")
     operator_stream = _stream(report, "operator")
     assert operator_stream["end_reason"] == "aborted"
     assert "stop" not in operator_stream["messages_out"]  # no goodbye: the TCP just went away
     assert [f["kind"] for f in operator_stream["faults"]] == ["abrupt_close"]
-    assert not rest_updates(report, bridged["operator_sid"])  # gone already
-    assert_hung_up_by_daemon(report, caller_sid)
-    assert call_of(report, caller_sid)["status"] == "completed"
+    assert call_of(report, bridged["operator_sid"])["status"] == "completed"
+    assert_apology(report, caller_sid)
     assert healthz(stack)["active_calls"] == 0
