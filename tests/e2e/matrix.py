@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,6 +46,7 @@ OPERATORS = ("+15550200001", "+15550200002", "+15550200003", "+15550200004")
 LANGUAGES = {"caller": "en", "operator": "es"}
 TONES = "500,800,1300,2000"  # both voices and both translations (docs/simulators.md)
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+BUSY_MACHINE = ("playout_cleared",)  # warnings a stalled process causes, whatever the fault
 SETTLE_TIMEOUT_S = 30.0  # keep-alive connections and a slow goodbye (end_timeout_s 4 s) included
 
 # test_media.py's bounds for one call on an idle machine are: no gap longer than one frame, the
@@ -322,6 +324,20 @@ class Case:
         records = daemon_events(self.stack, event, call_id=self.hit.call_id, **fields)
         assert len(records) == 1, (event, fields, records)
         return records[0]
+
+    def assert_trouble(self, **expected: int) -> None:
+        """The hit call's warnings and errors are exactly ``expected`` (event: how many), besides
+        its ``call_ended`` summary and what a busy machine causes on its own
+        (``playout_cleared``: a stalled process left audio standing in Twilio's buffer)."""
+        assert self.stack.daemon is not None and self.hit is not None
+        seen = Counter(
+            r["event"]
+            for r in list(self.stack.daemon.records)
+            if r.get("call_id") == self.hit.call_id
+            and r.get("level") in ("warning", "error")
+            and r["event"] not in ("call_ended", *BUSY_MACHINE)
+        )
+        assert seen == Counter(expected), seen
 
     def finish(self) -> dict[str, Any]:
         """The hit call is over: resources back to the baseline, and the background calls'
