@@ -18,6 +18,19 @@ from callbridge.web.routes import create_web_blueprint
 __all__ = ["create_app", "create_asgi"]
 
 
+def _task_count() -> int:
+    """Every task in this trio run, the root included (a walk of the task tree: microseconds
+    for the few hundred tasks of a busy daemon)."""
+    count, pending = 0, [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        if task is None:
+            continue
+        count += 1
+        pending.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return count
+
+
 def create_asgi(services: Services) -> MediaRoute:
     """What hypercorn serves: the media WebSockets as raw ASGI, everything else through Quart."""
     return MediaRoute(
@@ -52,16 +65,3 @@ def create_app(services: Services) -> QuartTrio:
         }
 
     return app
-
-
-def _task_count() -> int:
-    """Every task in this trio run, the root included (a walk of the task tree: microseconds
-    for the few hundred tasks of a busy daemon)."""
-    count, pending = 0, [trio.lowlevel.current_root_task()]
-    while pending:
-        task = pending.pop()
-        if task is None:
-            continue
-        count += 1
-        pending.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
-    return count

@@ -16,12 +16,12 @@ from tests.e2e.conftest import (
     StackFactory,
     assert_apology,
     assert_hung_up_by_daemon,
-    call_of,
     calls_of,
     daemon_event,
     daemon_events,
     healthz,
     marks_heard,
+    rest_updates,
     wait_report,
 )
 
@@ -187,14 +187,15 @@ def test_twilio_media_garbage_and_slow_reader_call_survives(stack_factory: Stack
 
 
 def test_operator_socket_dropped_without_stop(stack_factory: StackFactory) -> None:
+    """Twilio says ``stop`` before it closes a stream: a socket that just goes away broke, and the
+    call at Twilio may still be live, so the daemon ends it (``media_lost``): the operator is hung
+    up by REST and the caller, still on the line, hears the apology."""
     stack = stack_factory(
         scenario={"faults": [{"kind": "abrupt_close", "party": "operator", "at_s": 2.0}]}
     )
     caller_sid = stack.place_call()
     bridged = daemon_event(stack, "call_bridged")
 
-    # Twilio says stop before it closes: a socket that just went away broke (issue 12 §1), and
-    # both people may still be on the line: the caller hears the apology.
     ended = stack.call_ended()
     assert ended["reason"] == "media_lost" and ended["caller_sid"] == caller_sid
     assert stack.wait_idle(30)
@@ -203,6 +204,9 @@ def test_operator_socket_dropped_without_stop(stack_factory: StackFactory) -> No
     assert operator_stream["end_reason"] == "aborted"
     assert "stop" not in operator_stream["messages_out"]  # no goodbye: the TCP just went away
     assert [f["kind"] for f in operator_stream["faults"]] == ["abrupt_close"]
-    assert call_of(report, bridged["operator_sid"])["status"] == "completed"
+    # The daemon asked Twilio to end the operator's call (the simulator had ended it with the
+    # socket, and says so: 404), and the caller, still on the line, heard the apology.
+    tried = rest_updates(report, bridged["operator_sid"])
+    assert [u["form"].get("Status") for u in tried] == [["completed"]], tried
     assert_apology(report, caller_sid)
     assert healthz(stack)["active_calls"] == 0

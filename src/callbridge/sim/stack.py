@@ -277,14 +277,13 @@ class Stack:
 
     # ---- the daemon's death and rebirth ---------------------------------------------------------
 
-    def kill_daemon(self, index: int = 0) -> int:
-        """SIGKILL daemon ``index`` (a crash: nothing is cleaned up) and reap it; returns its
-        exit status (``-9``)."""
+    def kill_daemon(self, index: int) -> None:
+        """SIGKILL daemon ``index`` (a crash: nothing is cleaned up) and reap it."""
         daemon = self.daemons[index]
         daemon.popen.kill()
-        return daemon.stop()  # reaped; its reader thread ends with the pipe
+        daemon.stop()  # reaped; its reader thread ends with the pipe
 
-    def restart_daemon(self, index: int = 0) -> Process:
+    def restart_daemon(self, index: int) -> Process:
         """Start daemon ``index`` again on its port, config and state dir, once the previous
         process has exited (``kill_daemon``, or a signal the test sent); returns it listening.
         Its log goes to ``callbridge[-N]-restartK.log``: the earlier one is kept."""
