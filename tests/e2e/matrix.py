@@ -51,13 +51,15 @@ SETTLE_TIMEOUT_S = 30.0  # keep-alive connections and a slow goodbye (end_timeou
 
 # test_media.py's bounds for one call on an idle machine are: no gap longer than one frame, the
 # original within 40 ms and the translation within 60 ms (median, and 80 % of them). Three
-# calls, three processes and a fault share two cores here, so each is widened: a late frame is
-# still caught, a systematic delay still fails.
+# calls, three processes and a fault share two cores here, with other work beside them, so each
+# is widened: a systematic delay still fails, and so does a stall the fault causes in the other
+# calls (a call start that blocked the loop for 100 ms left gaps over MAX_GAP_SHARE), while the
+# odd late frame of a busy machine does not.
 MAX_GAP_MS = 200  # the daemon descheduled for a moment on a shared machine; not a broken path
 MAX_GAP_SHARE = 0.005  # of the background streams' time, in gaps over a frame
-ORIGINAL_WITHIN_S = 0.080
+ORIGINAL_WITHIN_S = 0.080  # the median
 TRANSLATED_WITHIN_S = 0.120
-WITHIN_SHARE = 0.8
+SLOWEST_S = 0.250  # the 90th percentile of either
 OVERLOADED_SHARE = 0.02
 MIN_SAMPLES = 6  # bursts or translations per path: about 5 s of the two background calls
 
@@ -467,9 +469,9 @@ def check_audio(figures: Mapping[str, Any]) -> None:
     for path, limit_s in (("original", ORIGINAL_WITHIN_S), ("translated", TRANSLATED_WITHIN_S)):
         samples: list[float] = figures[f"{path}_ms"]
         assert len(samples) >= MIN_SAMPLES and figures[f"{path}_missing"] == 0, (path, figures)
-        within = sum(ms <= limit_s * 1000 for ms in samples) / len(samples)
         assert statistics.median(samples) <= limit_s * 1000, (path, figures)
-        assert within >= WITHIN_SHARE, (path, figures)
+        p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+        assert p90 <= SLOWEST_S * 1000, (path, figures)
 
 
 def wait_until(
