@@ -270,6 +270,16 @@ class Case:
     def begin(cls, matrix: Matrix, name: str) -> Case:
         stack = matrix.stack
         assert matrix.background_alive(), "a background call ended before this case"
+        # Only the background calls (a failed case's hit call may still be ending).
+        calls = len(matrix.background)
+        wait_until(
+            lambda: (
+                (r := Resources.now(stack)).active_calls == calls
+                and r.palabra_sessions == 2 * calls
+            ),
+            "only the background calls live",
+            SETTLE_TIMEOUT_S,
+        )
         connections = stack.report("palabra")["connections"]
         live = frozenset(c["id"] for c in connections if c["closed_at"] is None)
         return cls(matrix, name, Resources.now(stack), Listening(matrix), live)
