@@ -163,7 +163,9 @@ def test_palabra_rejects_the_task_call_ends_with_apology(case: Case) -> None:
     rejected = daemon_events(stack, "palabra_task_rejected", call_id=hit.call_id)
     directions = [r["direction"] for r in rejected]
     assert directions and len(directions) == len(set(directions)), rejected  # once per link
-    case.assert_trouble(palabra_task_rejected=len(directions))
+    # The task may fail before the operator's create has answered: that call, learnt after the
+    # end, is cancelled as an orphan (warned once).
+    case.assert_trouble(("operator_call_orphaned",), palabra_task_rejected=len(directions))
     case.finish()
 
 

@@ -234,3 +234,23 @@ async def test_callbacks_and_operators_switched_at_runtime_apply_to_calls_create
     assert seqs == {"before": ["0", "1", "2"], "after": ["0", "0", "1", "1"]}
     last = {w: app.of_kind(f"/twilio/status/{w}/")[-1]["params"]["CallStatus"] for w in seqs}
     assert last == {"before": "busy", "after": "failed"}
+
+
+async def test_overlapping_requests_each_get_their_own_status_in_the_report() -> None:
+    """The app ends both legs at once: a slow answer and a quick one overlap, and each REST log
+    entry must carry its own request's status (the quick one used to land on the other's)."""
+    scenario = Scenario(timing=FAST, rest_delays=(RestDelay("fetch", 0.5),))
+    form = {"To": "+1", "From": "+2", "Twiml": "<Response><Pause length='30'/></Response>"}
+    with trio.fail_after(8):
+        async with running(scenario) as (sim, _), httpx.AsyncClient() as http:
+            created = await http.post(_calls_url(sim) + ".json", data=form, auth=(SID, TOKEN))
+            url = f"{_calls_url(sim)}/{created.json()['sid']}.json"
+            missing = f"{_calls_url(sim)}/CA{'0' * 32}.json"
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: http.get(url, auth=(SID, TOKEN)))  # slow: 0.5 s
+                await trio.sleep(0.1)
+                nursery.start_soon(lambda: http.get(missing, auth=(SID, TOKEN)))  # quick: 404
+    slow, quick = sim.report()["rest"][1:]
+    assert (slow["path"].endswith(url.rsplit("/", 1)[1]), slow["status"]) == (True, 200)
+    assert slow["delayed_s"] == 0.5
+    assert quick["status"] == 404 and "delayed_s" not in quick

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import trio
-from quart import Response, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from callbridge.log import get_logger
@@ -65,7 +65,7 @@ async def _slow_answer(sim: TwilioSim, endpoint: str) -> None:
     """An injected ``rest_delays`` entry: the request already took effect; answer later."""
     delay = sim.take_rest_delay(endpoint)
     if delay > 0:
-        sim.rest_log[-1]["delayed_s"] = delay
+        g.rest_entry["delayed_s"] = delay
         await trio.sleep(delay)
 
 
@@ -104,6 +104,9 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
             "auth_ok": ok,
         }
         sim.rest_log.append(entry)
+        # This request's entry: requests overlap (the app ends both legs at once), so the last
+        # entry in the log may be another's.
+        g.rest_entry = entry
         if not ok:
             entry["status"] = 401
             return twilio_error(20003, 401), None
@@ -119,7 +122,7 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         return error, None
 
     def finish(response: Response) -> Response:
-        sim.rest_log[-1]["status"] = response.status_code
+        g.rest_entry["status"] = response.status_code
         return response
 
     @app.post(base + "/Calls.json")
