@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import structlog
+import structlog.testing
 import trio
 import trio.testing
 
@@ -146,6 +148,49 @@ class TestFailures:
             assert await h.ended(session) == "media_lost"
             assert "twiml" in [a[0] for a in h.control.actions if a[1] == CALLER_SID]
             assert ("hangup", operator.call_sid) in h.control.actions
+            h.assert_nothing_left(caller, operator)
+
+    async def test_a_failure_is_logged_once_with_what_went_wrong(self, autojump_clock: Any) -> None:
+        """``call_ended`` gives the reason; ``call_failed`` (once, a warning) says what broke
+        and where, for the reasons the caller hears the apology for."""
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            with structlog.testing.capture_logs(
+                processors=[structlog.contextvars.merge_contextvars]
+            ) as logs:
+                operator.socket_in.close()
+                assert await h.ended(session) == "media_lost"
+            (failed,) = [r for r in logs if r["event"] == "call_failed"]
+            assert failed["log_level"] == "warning" and failed["reason"] == "media_lost"
+            assert failed["detail"].startswith("operator: ") and "closed" in failed["detail"]
+            assert failed["call_id"] == session.record.id
+            h.assert_nothing_left(caller, operator)
+
+    async def test_a_hang_up_is_no_failure(self, autojump_clock: Any) -> None:
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            with structlog.testing.capture_logs() as logs:
+                await caller.stop()
+                assert await h.ended(session) == "caller_hangup"
+            assert not [r for r in logs if r["event"] == "call_failed"]
+            h.assert_nothing_left(caller, operator)
+
+    async def test_a_legs_log_lines_name_the_call(self, autojump_clock: Any) -> None:
+        """The receive task is started by whoever attached the leg (the media socket's handler,
+        which knows no call), yet what it logs carries the call's id."""
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            with structlog.testing.capture_logs(
+                processors=[structlog.contextvars.merge_contextvars]
+            ) as logs:
+                await caller.send(b"\x00\x01")
+                with trio.fail_after(1):
+                    while not any(r["event"] == "media_invalid" for r in logs):
+                        await trio.sleep(0.02)
+            (invalid,) = [r for r in logs if r["event"] == "media_invalid"]
+            assert invalid["call_id"] == session.record.id and invalid["role"] == "caller"
+            await caller.stop()
+            assert await h.ended(session) == "caller_hangup"
             h.assert_nothing_left(caller, operator)
 
     async def test_leg_sending_nothing_valid_times_out(self, autojump_clock: Any) -> None:

@@ -37,6 +37,8 @@ from tests.e2e.cluster_helpers import (
 from tests.e2e.conftest import FAST_PALABRA, call_of, calls_of, rest_updates, webhooks_of
 from tests.servers import PgCluster
 
+pytestmark = pytest.mark.e2e
+
 OPERATORS = [f"+155503000{n:02d}" for n in range(1, 13)]
 SLOW = OPERATORS[-1]  # rings 50 s before answering; busy elsewhere unless a test wants it
 FAST = OPERATORS[:-1]

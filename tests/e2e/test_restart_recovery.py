@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from callbridge.sim.stack import Stack
 from tests.e2e.conftest import (
@@ -21,6 +22,8 @@ from tests.e2e.conftest import (
 )
 
 FAST, SLOW = "+15550200001", "+15550200002"
+pytestmark = pytest.mark.e2e
+
 FREED_WITHIN_S = 10.0
 TERMINAL = {"completed", "canceled", "busy", "failed", "no-answer"}
 
@@ -59,7 +62,13 @@ def test_kill_9_mid_call_then_restart_ends_both_calls_at_twilio(
     ringing_id = dialed["call_id"]
     slow_sid = stored_operator_sid(stack, ringing_id)
     fast_sid = stored_operator_sid(stack, bridged["call_id"])
-    assert call_of(stack.report("twilio"), slow_sid)["status"] == "ringing"
+    # The phone rings once the simulator's ring delay has passed after the REST create.
+    wait_report(
+        stack,
+        "twilio",
+        lambda r: call_of(r, slow_sid)["status"] == "ringing",
+        what="the slow operator's phone ringing",
+    )
 
     stack.kill_daemon(0)
     # Nothing of the daemon runs: the operator's phone rings on.

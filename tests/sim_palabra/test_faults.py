@@ -111,3 +111,35 @@ async def test_drop_mid_speech_leaves_a_sentence_without_its_last_chunk(
     assert closed.reason is not None and closed.reason.code == 1006
     assert sim.state.connections[0].closed_by == "dropped"
     assert sim.state.faults.drop_mid_speech == 0
+
+
+async def test_faults_aimed_at_one_connection_leave_the_others_alone(start_sim: StartSim) -> None:
+    """``{"connection": id, ...}``: that live connection stalls on its own; another connection
+    keeps talking and the simulator-wide faults stay off. An id that is not a live connection
+    is refused."""
+    sim = await start_sim()
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        with trio.fail_after(10):
+            async with open_client(sim) as stalled, open_client(sim) as other:
+                await stalled.ready(task())
+                await other.ready(task())
+                stalled_id = sim.state.connections[0].id
+                aimed = {"connection": stalled_id, "stall_output": True}
+                armed = await http.post("/_sim/faults", json=aimed)
+                with trio.move_on_after(0.1):  # frames sent before the switch may be in flight
+                    while True:
+                        await stalled.receive()
+                seen = len(stalled.seen)
+                await stalled.stream(tone(500, 0.3) + silence(0.4))
+                await other.stream(tone(500, 0.3) + silence(0.4))
+                await other.until("validated_transcription")
+                assert len(stalled.seen) == seen
+            unknown = await http.post("/_sim/faults", json={"connection": "c99", "reject_task": 1})
+        report = (await http.get("/_sim/report")).json()
+    assert armed.status_code == 200 and armed.json()["faults"]["stall_output"] is True
+    assert unknown.status_code == 400 and "c99" in unknown.json()["problems"][0]
+    assert report["faults"]["stall_output"] is False
+    assert report["connection_faults"][stalled_id]["stall_output"] is True
+    by_id = {c["id"]: c for c in report["connections"]}
+    assert by_id[stalled_id]["suppressed_messages"] > 0
+    assert all(c["suppressed_messages"] == 0 for i, c in by_id.items() if i != stalled_id)

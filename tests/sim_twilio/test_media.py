@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import httpx
+import pytest
 import trio
 
 from callbridge.sim.twilio import Scenario
-from callbridge.sim.twilio.scenario import CallerSpec, Fault, Timing
+from callbridge.sim.twilio.scenario import (
+    CallerSpec,
+    Fault,
+    ScenarioError,
+    Timing,
+    scenario_from_dict,
+)
 from tests.sim_twilio.harness import FakeApp, WsConn, running
 
 
@@ -186,3 +195,48 @@ async def test_slow_reader_delays_mark_echo() -> None:
     echo_t = conn.events("mark")[0][0]
     assert echo_t - conn.events("start")[0][0] > 0.55, "the sim did not read while paused"
     assert mark["echoed_at"] is not None
+
+
+async def test_faults_aimed_at_a_live_call_fire_on_its_stream_only() -> None:
+    """``POST /_sim/faults`` with ``call_sid``: a live stream of that call gets the fault
+    ``at_s`` after it was added; a fault aimed at another call is kept for that call's
+    streams and fires nowhere else. ``oversized_frame`` sends one JSON text message of exactly
+    ``size_bytes`` characters."""
+
+    async def handler(conn: WsConn) -> None:
+        await conn.recv_until("start")
+        while True:
+            await conn.recv()
+
+    app = FakeApp(ws_handler=handler)
+    with trio.fail_after(6):
+        async with running(Scenario(), app) as (sim, _), httpx.AsyncClient() as http:
+            call = sim.start_inbound_call()
+            while call.stream is None or call.stream.started_at is None:
+                await trio.sleep(0.01)
+            aimed = [
+                {"kind": "binary_frame", "call_sid": call.sid},
+                {"kind": "oversized_frame", "call_sid": call.sid, "size_bytes": 70000},
+                {"kind": "malformed_json", "call_sid": "CA" + "0" * 32},
+            ]
+            armed = await http.post(sim.url + "/_sim/faults", json={"faults": aimed})
+            while len(call.stream.fault_log) < 2:
+                await trio.sleep(0.01)
+            await sim.hangup(call_sid=call.sid)
+            assert await sim.wait_idle(5)
+    assert armed.json()["injected"] == 2
+    assert [f.call_sid for f in sim.faults] == ["CA" + "0" * 32]  # kept for its own call
+    (conn,) = app.sockets
+    assert any(m == b"\x00\x01binary" for _, m in conn.received)
+    (big,) = [m for _, m in conn.received if isinstance(m, dict) and "pad" in m]
+    assert big["event"] == "media" and big["streamSid"] == conn.stream_sid
+    (raw,) = [m for _, m in conn.events("media") if "pad" in m]
+    assert len(json.dumps(raw, separators=(", ", ": "))) == 70000
+    stream = sim.report()["streams"][0]
+    assert sorted(f["kind"] for f in stream["faults"]) == ["binary_frame", "oversized_frame"]
+    assert stream["end_reason"] == "stopped"
+
+
+async def test_fault_size_must_be_a_positive_integer() -> None:
+    with pytest.raises(ScenarioError, match="size_bytes"):
+        scenario_from_dict({"faults": [{"kind": "oversized_frame", "size_bytes": 0}]})

@@ -206,3 +206,51 @@ def test_rest_delays_are_validated() -> None:
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict({"rest_delays": [{"endpoint": "delete", "delay_s": -1}]})
     assert len(info.value.problems) == 2
+
+
+async def test_callbacks_and_operators_switched_at_runtime_apply_to_calls_created_after() -> None:
+    form = {
+        "To": "+1", "From": "+2", "Twiml": "<Response/>",
+        "StatusCallback": "",
+        "StatusCallbackEvent": ["initiated", "ringing", "completed"],
+    }  # fmt: skip
+    scenario = Scenario(default_operator=OperatorSpec(outcome="busy"), timing=FAST)
+    with trio.fail_after(8):
+        async with running(scenario) as (sim, app), httpx.AsyncClient() as http:
+            url = _calls_url(sim) + ".json"
+            before = form | {"StatusCallback": app.url + "/twilio/status/before/operator"}
+            await http.post(url, data=before, auth=(SID, TOKEN))
+            switched = {"callbacks": {"duplicate": True}, "default_operator": {"outcome": "failed"}}
+            assert (await http.post(sim.url + "/_sim/faults", json=switched)).status_code == 200
+            after = form | {"StatusCallback": app.url + "/twilio/status/after/operator"}
+            await http.post(url, data=after, auth=(SID, TOKEN))
+            assert await sim.wait_idle(5)
+            bad = await http.post(sim.url + "/_sim/faults", json={"callbacks": {"twice": 1}})
+    assert bad.status_code == 400
+    seqs = {
+        which: [r["params"]["SequenceNumber"] for r in app.of_kind(f"/twilio/status/{which}/")]
+        for which in ("before", "after")
+    }
+    assert seqs == {"before": ["0", "1", "2"], "after": ["0", "0", "1", "1"]}
+    last = {w: app.of_kind(f"/twilio/status/{w}/")[-1]["params"]["CallStatus"] for w in seqs}
+    assert last == {"before": "busy", "after": "failed"}
+
+
+async def test_overlapping_requests_each_get_their_own_status_in_the_report() -> None:
+    """The app ends both legs at once: a slow answer and a quick one overlap, and each REST log
+    entry must carry its own request's status (the quick one used to land on the other's)."""
+    scenario = Scenario(timing=FAST, rest_delays=(RestDelay("fetch", 0.5),))
+    form = {"To": "+1", "From": "+2", "Twiml": "<Response><Pause length='30'/></Response>"}
+    with trio.fail_after(8):
+        async with running(scenario) as (sim, _), httpx.AsyncClient() as http:
+            created = await http.post(_calls_url(sim) + ".json", data=form, auth=(SID, TOKEN))
+            url = f"{_calls_url(sim)}/{created.json()['sid']}.json"
+            missing = f"{_calls_url(sim)}/CA{'0' * 32}.json"
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: http.get(url, auth=(SID, TOKEN)))  # slow: 0.5 s
+                await trio.sleep(0.1)
+                nursery.start_soon(lambda: http.get(missing, auth=(SID, TOKEN)))  # quick: 404
+    slow, quick = sim.report()["rest"][1:]
+    assert (slow["path"].endswith(url.rsplit("/", 1)[1]), slow["status"]) == (True, 200)
+    assert slow["delayed_s"] == 0.5
+    assert quick["status"] == 404 and "delayed_s" not in quick

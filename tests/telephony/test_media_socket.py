@@ -9,6 +9,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from callbridge.records import EndReason
 from callbridge.roles import Role
 from callbridge.services import Services
 from callbridge.telephony.media_socket import MediaRoute, serve_media_socket
@@ -143,6 +144,31 @@ class TestAcceptedStream:
             await trio.sleep(0.01)
         record = services.supervisor.find_any(call_id)
         assert record is not None and record.record.end_reason == "media_lost"
+
+    async def test_after_the_call_ended_the_handler_reads_on_until_twilios_close(
+        self, app: Any
+    ) -> None:
+        """The call ended elsewhere (here: cancelled) while Twilio kept streaming. The handler
+        sends the close, then keeps taking what Twilio sends until Twilio's close: hypercorn
+        stops reading a socket whose queue is full (16 here), and would never see the close."""
+        quart_app, services, _ = app
+        call_id = await admitted_call(quart_app, services)
+        path = f"/media/{call_id}/caller"
+        socket = Socket(path, sign(path, {}, base=WSS))
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(upgrade, services, socket)
+                assert (await socket.next_event())["type"] == "websocket.accept"
+                await socket.twilio_says(START)
+                session = services.supervisor.find(call_id)
+                assert session is not None
+                session.cancel(EndReason.SHUTDOWN)
+                while (await socket.next_event())["type"] != "websocket.close":
+                    pass
+                for _ in range(40):  # more than the queue holds: someone must read them
+                    await socket.twilio_says(START)
+                await socket.twilio_closes()
+            # The handler returned once it had read Twilio's close.
 
 
 async def test_the_route_sends_media_paths_to_the_socket_and_the_rest_to_the_app(

@@ -238,6 +238,22 @@ class TestEndingCalls:
         await rest(http).cancel(CALL_SID)
         assert len(fake.requests) == 1
 
+    async def test_ending_a_call_that_already_ended_warns_nobody(
+        self, fake: FakeTwilio, http: httpx.AsyncClient
+    ) -> None:
+        """The other party hung up first: our hang-up's 20404 is the goal reached, logged at
+        info; the same code on a fetch is still a warning."""
+        fake.replies = [error(404, 20404), error(404, 20404), error(404, 20404)]
+        with structlog.testing.capture_logs() as logs:
+            await rest(http).hangup(CALL_SID)
+            await rest(http).cancel(CALL_SID)
+            with pytest.raises(TwilioError):
+                await rest(http).fetch(CALL_SID)
+        levels = [
+            (e["operation"], e["log_level"]) for e in logs if e["event"] == "twilio_rest_error"
+        ]
+        assert levels == [("hangup", "info"), ("cancel", "info"), ("fetch", "warning")]
+
 
 class TestErrors:
     @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 from quart.wrappers import Request
 from structlog.testing import capture_logs
 from werkzeug.exceptions import BadRequest
@@ -87,6 +89,27 @@ async def test_healthz_reports_status_and_rejections(app: Any) -> None:
     assert health["status"] == "ok"
     assert health["active_calls"] == 0
     assert health["rejected"] == {"bad_signature": 1}
+
+
+async def test_healthz_counts_the_live_tasks(app: Any) -> None:
+    """``tasks`` is every live trio task: five more while five sleep, back once they ended."""
+    quart_app, _, _ = app
+    client = quart_app.test_client()
+
+    async def tasks() -> int:
+        count: int = (await (await client.get("/healthz")).get_json())["tasks"]
+        return count
+
+    before = await tasks()
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(trio.sleep_forever)
+        await trio.testing.wait_all_tasks_blocked()
+        during = await tasks()
+        nursery.cancel_scope.cancel()
+    assert before > 0
+    assert during == before + 5
+    assert await tasks() == before
 
 
 async def assert_twiml(response: Any, *expected: str) -> str:

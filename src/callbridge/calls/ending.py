@@ -23,10 +23,13 @@ from callbridge.calls.dialer import OperatorDialer, quietly
 from callbridge.calls.operator_legs import start_guarded
 from callbridge.calls.ports import CallControl
 from callbridge.config import Config, pick_prompt
+from callbridge.log import get_logger
 from callbridge.records import CallRecord, EndReason
 from callbridge.telephony.twiml import say_and_hangup_twiml
 
 __all__ = ["CLEANUP_TIMEOUT_S", "CallEnding"]
+
+log = get_logger("callbridge.call")
 
 # How long the REST steps of a call's end may take before we give up on them.
 CLEANUP_TIMEOUT_S: Final = 10.0
@@ -57,10 +60,14 @@ class CallEnding:
         """When the REST steps are given up (trio time); ``inf`` before ``begin``."""
         return self._scope.deadline
 
-    def begin(self, reason: EndReason, deadline: float = math.inf) -> None:
+    def begin(self, reason: EndReason, deadline: float = math.inf, detail: str = "") -> None:
         """Start ending the call at Twilio for ``reason`` (the first reason wins; a later call
-        may only bring the deadline closer). Never blocks."""
+        may only bring the deadline closer). Never blocks. A failure the caller hears the
+        apology for is logged here, once, with its ``detail`` (what went wrong, and where);
+        failures without one were logged where they happened (Palabra's, a bug's traceback)."""
         if self.reason is None:
+            if reason.apologises and detail:
+                log.warning("call_failed", reason=str(reason), detail=detail)
             self.reason = reason
             self._scope.deadline = trio.current_time() + CLEANUP_TIMEOUT_S
             self._dialer.end(reason)

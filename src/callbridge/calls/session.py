@@ -245,12 +245,13 @@ class CallSession:
             raise rest
 
     async def _ends_call(self, task: Callable[..., Awaitable[None]], *args: object) -> None:
-        """Run one of the call's tasks; a ``CallEnded`` from it starts the end at Twilio at
-        once (the nursery's teardown, with the Palabra goodbyes, follows beside it)."""
+        """Run one of the call's tasks with the call's id in its log lines (a leg's receive task
+        is started from outside); its ``CallEnded`` starts the end at Twilio at once."""
+        structlog.contextvars.bind_contextvars(call_id=self.record.id)  # for a leg's task too
         try:
             await task(*args)
         except CallEnded as exc:
-            self._ending.begin(exc.reason)
+            self._ending.begin(exc.reason, detail=exc.detail)
             raise
 
     async def _run(self, nursery: trio.Nursery) -> None:

@@ -8,6 +8,7 @@ makes every exit path release it.
 
 from __future__ import annotations
 
+import functools
 import math
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +21,7 @@ from trio_websocket import ConnectionTimeout, WebSocketConnection, wrap_client_s
 
 from callbridge.config import Config
 
-__all__ = ["CLOSE_GRACE_S", "MAX_MESSAGE_BYTES", "websocket_connector"]
+__all__ = ["CLOSE_GRACE_S", "MAX_MESSAGE_BYTES", "default_tls_context", "websocket_connector"]
 
 CLOSE_GRACE_S: Final = 2.0  # the closing handshake may take this long before we drop the socket
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024  # Palabra's 200 ms TTS chunks are ~13 kB
@@ -33,12 +34,20 @@ def websocket_connector(
     ``WebSocketConnection``. Error handling: a timeout raises ``ConnectionTimeout``; a refused
     upgrade ``ConnectionRejected``; network failures ``OSError`` (all of which the link retries)."""
     timeout_s = config.palabra.connect_timeout_s
-    tls = ssl.create_default_context()
+    tls = default_tls_context()
 
     def connect(url: str) -> AbstractAsyncContextManager[WebSocketConnection]:
         return _open(url, timeout_s, tls)
 
     return connect
+
+
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """The system's CA bundle, loaded once per process: loading it takes 40-70 ms, and a
+    connector is made per link, on the event loop, so per call it cost every other call's audio
+    a gap of about 100 ms."""
+    return ssl.create_default_context()
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from typing import Final, Protocol
 
+import trio
 from hypercorn.typing import (
     ASGIFramework,
     ASGIReceiveCallable,
@@ -44,6 +45,9 @@ Send = ASGISendCallable
 
 MEDIA_PATH: Final = re.compile(r"/media/(?P<call_id>[^/]+)/(?P<role>[^/]+)")
 SIGNATURE_HEADER: Final = b"x-twilio-signature"
+# How long a leg's socket is drained for Twilio's close after the call ended (Twilio answers a
+# close at once; a peer that never does is dropped with the handler).
+DRAIN_S: Final = 5.0
 
 
 class MediaCall(Protocol):
@@ -121,28 +125,45 @@ async def serve_media_socket(
         await _refuse(send, counters, call_id, role, ended=call.ended)
         return
     await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
-    leg = call.attach_leg(role, _asgi_inbound(receive))
+    twilio = _TwilioSide(receive)
+    leg = call.attach_leg(role, twilio.next_message)
     if leg is None:  # the call ended or changed while the upgrade was accepted
         await _refuse(send, counters, call_id, role, ended=call.ended, accepted=True)
         return
     async for message in leg.socket_out:
         await send({"type": "websocket.send", "bytes": None, "text": message})
     await send({"type": "websocket.close", "code": 1000, "reason": None})
+    await twilio.drain()
 
 
-def _asgi_inbound(receive: Receive) -> Inbound:
-    async def next_message() -> str | bytes:
-        event = await receive()
+class _TwilioSide:
+    """What Twilio sends on one socket (hypercorn's ``receive``), and whether its close came."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.closed = False
+
+    async def next_message(self) -> str | bytes:
+        """The ``Inbound`` of the call's leg: the next message, or ``LegClosed``."""
+        event = await self._receive()
         if event["type"] == "websocket.receive":
             text = event["text"]
             return text if text is not None else (event["bytes"] or b"")
+        self.closed = True
         # hypercorn reports every close as 1000 or 1006 (protocol/ws_stream.py), so the code
         # says little; the call decides from what it saw before (a ``stop``, or nothing).
         code = event.get("code")
         msg = f"socket closed ({event['type']}, code {code})"
         raise LegClosed(msg, code if isinstance(code, int) else None)
 
-    return next_message
+    async def drain(self) -> None:
+        """Read and drop what Twilio still sends until its close, for at most ``DRAIN_S``. The
+        call stopped reading when it ended; hypercorn stops reading the socket once its queue
+        for us is full, and would then never see Twilio's close: the socket and its tasks
+        stayed open."""
+        with trio.move_on_after(DRAIN_S):
+            while not self.closed:
+                self.closed = (await self._receive())["type"] != "websocket.receive"
 
 
 async def _refuse(

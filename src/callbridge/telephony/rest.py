@@ -199,8 +199,11 @@ def _logged(
 ) -> TwilioError:
     code = _as_int(code)
     status = _as_int(status)
+    # Ending a call that already ended did what was asked (``hangup``/``cancel`` say so): no
+    # warning for the end of every call whose other party hung up first.
+    done = operation in ("hangup", "cancel") and code in ALREADY_ENDED_CODES
     # Twilio's messages name the request path (account SID, call SID), never the token.
-    log.warning(
+    (log.info if done else log.warning)(
         "twilio_rest_error", operation=operation, sid=sid, status=status, code=code, detail=detail
     )
     return TwilioError(f"Twilio {operation} failed: {detail}", status=status, code=code)

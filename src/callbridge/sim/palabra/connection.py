@@ -28,6 +28,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from callbridge.log import get_logger
 from callbridge.sim.palabra import speech, wire
+from callbridge.sim.palabra.faults import Faults
 from callbridge.sim.palabra.options import SimOptions
 from callbridge.sim.palabra.output import OutputJob, TargetOutput, run_job
 from callbridge.sim.palabra.pacing import AudioTimeline, PacingMonitor
@@ -126,8 +127,13 @@ class PalabraConnection:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
+    @property
+    def faults(self) -> Faults:
+        """The simulator's faults, or those aimed at this connection alone."""
+        return self.state.faults_for(self.report.id)
+
     def _stalled(self) -> bool:
-        return bool(self.state.faults.stall_output)
+        return bool(self.faults.stall_output)
 
     async def _close(self, code: int, reason: str | None = None) -> None:
         if self._stalled():
@@ -156,7 +162,7 @@ class PalabraConnection:
 
     async def drop_mid_speech(self, chunks_sent: int) -> bool:
         """The ``drop_mid_speech`` fault: drop now, ``chunks_sent`` chunks into a sentence."""
-        if not self.state.faults.take_drop_mid_speech(chunks_sent):
+        if not self.faults.take_drop_mid_speech(chunks_sent):
             return False
         await self._drop(0.0, mid_speech=True)
         return True
@@ -263,7 +269,7 @@ class PalabraConnection:
         self.report.set_task_count += 1
         if self.phase == "ending":
             return
-        if self.state.faults.take_reject_task():
+        if self.faults.take_reject_task():
             self.report.task_rejected += 1
             fault = FieldError(("__root__",), "task rejected (simulated fault)", "value_error")
             await self._error("VALIDATION_ERROR", validation_desc([fault]))
@@ -339,7 +345,7 @@ class PalabraConnection:
             targets=self.task.target_languages,
         )
         await self._ack("set_task", "started")
-        drop_after = self.state.faults.take_drop()
+        drop_after = self.faults.take_drop()
         if drop_after is not None and self._nursery is not None:
             self._nursery.start_soon(self._drop, drop_after)
 

@@ -13,6 +13,9 @@ Counters mean "the next N times" and ``-1`` means "every time":
   are dropped (TCP closed, no close frame) right after sending the ``drop_mid_speech_chunks``-th
   ``output_audio_data`` chunk of an utterance that has more: the client holds a sentence whose
   ``last_chunk`` will never come.
+
+At runtime, ``{"connection": "c3", ...}`` aims the changes at that live connection alone: it gets
+a ``Faults`` of its own (``SimState.connection_faults``), which replaces these for it.
 """
 
 from __future__ import annotations

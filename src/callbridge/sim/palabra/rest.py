@@ -119,6 +119,22 @@ def _one_session(state: SimState, request: HttpRequest, session_id: str) -> Http
     return HttpResponse(204)
 
 
+def _update_faults(state: SimState, changes: Any) -> HttpResponse:
+    """``{"connection": "c3", ...}`` aims the faults at that live connection alone; without
+    ``connection`` they are the simulator-wide ones."""
+    target = changes.pop("connection", None) if isinstance(changes, dict) else None
+    if target is None:
+        problems = state.faults.update(changes)
+        faults = state.faults
+    else:
+        problems = state.update_connection_faults(str(target), changes)
+        faults = state.faults_for(str(target))
+    if problems:
+        return _json(400, {"ok": False, "problems": problems})
+    log.info("sim_faults_updated", connection=target, faults=faults.as_json())
+    return _json(200, {"ok": True, "faults": faults.as_json()})
+
+
 def _control(state: SimState, request: HttpRequest) -> HttpResponse:
     route = (request.method, request.path)
     if route == ("GET", "/healthz"):
@@ -132,11 +148,7 @@ def _control(state: SimState, request: HttpRequest) -> HttpResponse:
             changes = orjson.loads(request.body or b"{}")
         except orjson.JSONDecodeError:
             return _json(400, {"ok": False, "problems": ["body is not valid JSON"]})
-        problems = state.faults.update(changes)
-        if problems:
-            return _json(400, {"ok": False, "problems": problems})
-        log.info("sim_faults_updated", faults=state.faults.as_json())
-        return _json(200, {"ok": True, "faults": state.faults.as_json()})
+        return _update_faults(state, changes)
     if route == ("POST", "/_sim/reset"):
         state.reset()
         return _json(200, {"ok": True})

@@ -25,6 +25,8 @@ class SimState:
     sessions: SessionStore = attrs.Factory(SessionStore)
     connections: list[ConnectionReport] = attrs.Factory(list)
     rejected_upgrades: list[dict[str, Any]] = attrs.Factory(list)
+    # Faults aimed at one connection (by id): they replace ``faults`` for that connection.
+    connection_faults: dict[str, Faults] = attrs.Factory(dict)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
     @property
@@ -33,6 +35,22 @@ class SimState:
 
     def next_connection_id(self) -> str:
         return f"c{next(self._ids)}"
+
+    def faults_for(self, connection_id: str) -> Faults:
+        """The faults that apply to one connection: its own if any were aimed at it."""
+        return self.connection_faults.get(connection_id, self.faults)
+
+    def update_connection_faults(self, connection_id: str, changes: Any) -> list[str]:
+        """Aim faults at one live connection (``POST /_sim/faults`` with ``connection``);
+        returns problems, as ``Faults.update`` does (nothing is applied if any)."""
+        live = {c.id for c in self.connections if c.closed_at is None}
+        if connection_id not in live:
+            return [f"connection: {connection_id!r} is not a live connection"]
+        faults = self.connection_faults.get(connection_id, Faults())
+        problems = faults.update(changes)
+        if not problems:
+            self.connection_faults[connection_id] = faults
+        return problems
 
     def reject_upgrade(self, path: str, status: int, reason: str, at: float) -> None:
         self.rejected_upgrades.append({"path": path, "status": status, "reason": reason, "at": at})
@@ -51,6 +69,7 @@ class SimState:
             "rejected_upgrades": list(self.rejected_upgrades),
             "sessions": self.sessions.as_json(),
             "faults": self.faults.as_json(),
+            "connection_faults": {k: f.as_json() for k, f in self.connection_faults.items()},
         }
 
     def last_notice(self) -> Notice | None:  # pragma: no cover - convenience for debugging

@@ -64,7 +64,10 @@ request then carries ``Digits``.
 Fault kinds: ``bad_signature`` / ``missing_signature`` (``target`` all|webhooks|websocket,
 ``times``), and per stream (``party``, ``at_s`` after the stream started): ``abrupt_close`` (TCP
 dropped without ``stop``; the call then ends; ``on_hangup: true`` does it at hang-up instead of
-``stop``), ``binary_frame``, ``malformed_json``, ``slow_reader`` (stop reading for ``duration_s``).
+``stop``), ``binary_frame``, ``malformed_json``, ``oversized_frame`` (one text message of
+``size_bytes`` characters), ``slow_reader`` (stop reading for ``duration_s``). A stream fault
+with ``call_sid`` hits only that call's streams; added at runtime while that call's stream is
+live, it fires there ``at_s`` after it was added.
 
 Control endpoints (JSON)::
 
@@ -73,8 +76,10 @@ Control endpoints (JSON)::
     POST /_sim/hangup     {"party": "caller"|"operator"} or {"call_sid"}  -> {"hung_up": [sids]}
     POST /_sim/dtmf       {"party": "caller", "digits": "*3", "gap_s": 0.3} -> {"streams": [sids]}
     POST /_sim/write-wavs {"dir": "/path"} -> {"files": [...]}   ({party}-heard.wav, -said.wav)
-    POST /_sim/faults     {"faults": [...], "rest_errors": [...], "rest_delays": [...]}
-                          -> counts (added at runtime)
+    POST /_sim/faults     {"faults": [...], "rest_errors": [...], "rest_delays": [...],
+                           "callbacks": {...}, "default_operator": {...}}
+                          -> counts, "injected" (faults fired on a live stream at once);
+                          callbacks and default_operator apply to calls created from now on
     POST /_sim/wait-idle  {"timeout_s": 60} -> {"idle": bool}   (all calls + callbacks finished)
     POST /_sim/stats      -> per stream since the previous call: lateness, jitter, underruns,
                           late ticks, warnings, tone onsets said/heard (load tests; meters.py)

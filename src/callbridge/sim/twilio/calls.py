@@ -314,7 +314,7 @@ class Call:
 
     def _abort_on_hangup(self) -> bool:
         return any(
-            f.kind == "abrupt_close" and f.on_hangup and f.party in (None, self.party.name)
+            f.kind == "abrupt_close" and f.on_hangup and f.applies_to(self.party.name, self.sid)
             for f in self.sim.faults
         )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import trio
-from quart import Response, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from callbridge.log import get_logger
@@ -65,7 +65,7 @@ async def _slow_answer(sim: TwilioSim, endpoint: str) -> None:
     """An injected ``rest_delays`` entry: the request already took effect; answer later."""
     delay = sim.take_rest_delay(endpoint)
     if delay > 0:
-        sim.rest_log[-1]["delayed_s"] = delay
+        g.rest_entry["delayed_s"] = delay
         await trio.sleep(delay)
 
 
@@ -76,6 +76,13 @@ def _json(data: Any, status: int = 200) -> Response:
 def create_sim_app(sim: TwilioSim) -> QuartTrio:
     app = QuartTrio("callbridge.sim.twilio")
     base = "/2010-04-01/Accounts/<account>"
+
+    @app.before_request
+    async def read_body() -> None:
+        # A handler that leaves a request's body unread (``/_sim/stats`` with ``{}``) left the
+        # keep-alive connection stuck about one time in seven (hypercorn's HTTP/1.1 waits for
+        # the body): the client's next request on it was never answered.
+        await request.get_data()
 
     async def guard(account: str, endpoint: str) -> tuple[Response | None, Response | None]:
         """Log the request, check Basic auth, apply injected 429/5xx: (the answer now, or None to
@@ -97,6 +104,9 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
             "auth_ok": ok,
         }
         sim.rest_log.append(entry)
+        # This request's entry: requests overlap (the app ends both legs at once), so the last
+        # entry in the log may be another's.
+        g.rest_entry = entry
         if not ok:
             entry["status"] = 401
             return twilio_error(20003, 401), None
@@ -112,7 +122,7 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
         return error, None
 
     def finish(response: Response) -> Response:
-        sim.rest_log[-1]["status"] = response.status_code
+        g.rest_entry["status"] = response.status_code
         return response
 
     @app.post(base + "/Calls.json")
@@ -226,17 +236,20 @@ def create_sim_app(sim: TwilioSim) -> QuartTrio:
     @app.post("/_sim/faults")
     async def faults() -> Response:
         data = await request.get_json(silent=True) or {}
+        keys = ("faults", "rest_errors", "rest_delays", "callbacks", "default_operator")
         try:
-            parsed = scenario_from_dict(
-                {k: data[k] for k in ("faults", "rest_errors", "rest_delays") if k in data}
-            )
+            parsed = scenario_from_dict({k: data[k] for k in keys if k in data})
         except ScenarioError as exc:
             return _json({"error": exc.problems}, 400)
-        sim.add_faults(list(parsed.faults))
+        injected = sim.add_faults(list(parsed.faults))
         sim.add_rest_errors(list(parsed.rest_errors))
         sim.add_rest_delays(list(parsed.rest_delays))
+        if "callbacks" in data:
+            sim.set_callbacks(parsed.callbacks)
+        if "default_operator" in data:
+            sim.set_default_operator(parsed.default_operator)
         counts = {"faults": len(sim.faults), "rest_errors": len(sim.rest_errors)}
-        return _json(counts | {"rest_delays": len(sim.rest_delays)})
+        return _json(counts | {"rest_delays": len(sim.rest_delays), "injected": injected})
 
     @app.post("/_sim/wait-idle")
     async def wait_idle() -> Response:

@@ -137,6 +137,7 @@ class StreamSession:
     _warned: set[int] = attrs.field(factory=set)
     _run_len: int = 0
     keypad: Keypad | None = None
+    _faults_nursery: trio.Nursery | None = None  # while live: where faults fire
     # Every underrun run as [wall-clock start, length in ms], so tests can look at a time window
     # (e.g. only while the call is bridged) rather than at whole-stream totals.
     underrun_runs: list[list[float]] = attrs.Factory(list)
@@ -199,7 +200,7 @@ class StreamSession:
         try:
             async with trio.open_nursery() as inner:
                 inner.start_soon(ws.flush_outbox)
-                inner.start_soon(self._fault_runner, ws)
+                inner.start_soon(self._fault_runner, ws, inner)
                 self.keypad = Keypad(self.party, self.dtmf)
                 inner.start_soon(self.keypad.run, self._send)
                 inner.start_soon(_wait_either, self._stop, self._app_closed, inner.cancel_scope)
@@ -207,6 +208,7 @@ class StreamSession:
                 first_tick = engine.add(self)
                 self.phase_ms = round(first_tick * 1000 % (FRAME_S * 1000), 3)
         finally:
+            self._faults_nursery = None
             engine.remove(self)
         if self._app_closed.is_set() and not self._stop.is_set():
             return "app_closed"
@@ -375,29 +377,44 @@ class StreamSession:
         if first:
             log.warning("stream_warning", code=code, message=WARNINGS.get(code, ""), detail=detail)
 
-    async def _fault_runner(self, ws: MediaSocket) -> None:
+    def inject(self, fault: Fault) -> bool:
+        """Fire ``fault`` on this live stream ``fault.at_s`` from now; False when the stream is
+        not live (not started yet, or over)."""
+        if self._faults_nursery is None or self._ws is None or self._stop.is_set():
+            return False
+        self._faults_nursery.start_soon(self._fire_at, self._ws, fault, trio.current_time())
+        return True
+
+    async def _fault_runner(self, ws: MediaSocket, nursery: trio.Nursery) -> None:
         mine = [
             f
             for f in self.faults
-            if f.kind in ("abrupt_close", "binary_frame", "malformed_json", "slow_reader")
+            if f.applies_to(self.party.name, self.call.sid) and not f.on_hangup
         ]
-        mine = [f for f in mine if f.party in (None, self.party.name) and not f.on_hangup]
         origin = trio.current_time()
-        for fault in sorted(mine, key=lambda f: f.at_s):
-            await trio.sleep_until(origin + fault.at_s)
-            self.fault_log.append({"kind": fault.kind, "at": time.time()})
-            log.info("stream_fault", kind=fault.kind, stream_sid=self.stream_sid)
-            if fault.kind == "abrupt_close":
-                # The call then ends without a stop message (the interpreter sees "aborted").
-                self.request_stop("aborted")
-            elif fault.kind == "binary_frame":
-                ws.send_bytes(b"\x00\x01binary")
-            elif fault.kind == "malformed_json":
-                ws.send_text('{"event": "media", "sequenceNumber": ')
-            elif fault.kind == "slow_reader":
-                ws.pause_reading()
-                await trio.sleep(fault.duration_s)
-                ws.resume_reading()
+        for fault in mine:
+            nursery.start_soon(self._fire_at, ws, fault, origin)
+        self._faults_nursery = nursery  # runtime faults aimed at this call (``inject``)
+
+    async def _fire_at(self, ws: MediaSocket, fault: Fault, origin: float) -> None:
+        await trio.sleep_until(origin + fault.at_s)
+        self.fault_log.append({"kind": fault.kind, "at": time.time()})
+        log.info("stream_fault", kind=fault.kind, stream_sid=self.stream_sid)
+        if fault.kind == "abrupt_close":
+            # The call then ends without a stop message (the interpreter sees "aborted").
+            self.request_stop("aborted")
+        elif fault.kind == "binary_frame":
+            ws.send_bytes(b"\x00\x01binary")
+        elif fault.kind == "malformed_json":
+            ws.send_text('{"event": "media", "sequenceNumber": ')
+        elif fault.kind == "oversized_frame":
+            # Valid JSON of a media message, padded far past anything Twilio sends.
+            head = '{"event": "media", "streamSid": "' + self.stream_sid + '", "pad": "'
+            ws.send_text(head + "x" * max(fault.size_bytes - len(head) - 2, 0) + '"}')
+        elif fault.kind == "slow_reader":
+            ws.pause_reading()
+            await trio.sleep(fault.duration_s)
+            ws.resume_reading()
 
 
 async def _wait_either(a: trio.Event, b: trio.Event, scope: trio.CancelScope) -> None:

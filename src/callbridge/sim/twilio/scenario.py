@@ -17,6 +17,7 @@ __all__ = [
     "FAULT_KINDS",
     "OUTCOMES",
     "REST_ENDPOINTS",
+    "STREAM_FAULT_KINDS",
     "CallbackOptions",
     "CallerSpec",
     "DtmfSpec",
@@ -41,6 +42,11 @@ FAULT_KINDS = (
     "binary_frame",
     "malformed_json",
     "slow_reader",
+    "oversized_frame",
+)
+# The kinds that act on a media stream (the rest act on signatures).
+STREAM_FAULT_KINDS = frozenset(
+    {"abrupt_close", "binary_frame", "malformed_json", "slow_reader", "oversized_frame"}
 )
 REST_ENDPOINTS = ("create", "update", "fetch")
 SIGNATURE_TARGETS = ("all", "webhooks", "websocket")
@@ -102,15 +108,28 @@ class OperatorSpec:
 
 @attrs.frozen
 class Fault:
-    """One fault switch. Stream faults fire ``at_s`` after the party's stream started."""
+    """One fault switch. Stream faults fire ``at_s`` after the party's stream started; one
+    aimed at a call (``call_sid``) and added at runtime while that call's stream is live fires
+    ``at_s`` after it was added, on that stream only."""
 
     kind: str
     party: str | None = None  # caller | operator | None (any)
+    call_sid: str | None = None  # stream faults: only this call's streams (None: any call)
     at_s: float = 0.0
     duration_s: float = 1.0  # slow_reader: how long the sim stops reading
     target: str = "all"  # signature faults: all | webhooks | websocket
     times: int | None = None  # signature faults: how many requests (None: all)
     on_hangup: bool = False  # abrupt_close: drop the socket at hang-up instead of at_s
+    # oversized_frame: one text message of this many characters (Twilio's own are ~300)
+    size_bytes: int = 100_000
+
+    def applies_to(self, party: str, call_sid: str) -> bool:
+        """A stream fault meant for ``party``'s stream of call ``call_sid``."""
+        return (
+            self.kind in STREAM_FAULT_KINDS
+            and self.party in (None, party)
+            and self.call_sid in (None, call_sid)
+        )
 
 
 @attrs.frozen
@@ -267,6 +286,8 @@ def validate_scenario(s: Scenario) -> list[str]:
             problems.append(f"fault target {f.target!r} not in {SIGNATURE_TARGETS}")
         if f.party not in (None, "caller", "operator"):
             problems.append(f"fault party {f.party!r} must be caller or operator")
+        if isinstance(f.size_bytes, bool) or not isinstance(f.size_bytes, int) or f.size_bytes < 1:
+            problems.append(f"fault size_bytes {f.size_bytes!r} must be an integer >= 1")
     for e in s.rest_errors:
         if e.endpoint not in REST_ENDPOINTS:
             problems.append(f"rest error endpoint {e.endpoint!r} not in {REST_ENDPOINTS}")

@@ -39,7 +39,11 @@ async def serve_twilio_sim(
     scenario = options.scenario
     signer = Signer(options.auth_token, list(scenario.faults))
     stop_web = trio.Event()
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+    # One connection per webhook, closed after its answer: an idle keep-alive connection would
+    # hold a socket and a task in the app until the app closes it (hypercorn 0.18 on trio never
+    # does), and a test counting the app's resources would see the pool's size.
+    no_pool = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=no_pool) as http, trio.open_nursery() as nursery:
         sim = TwilioSim(
             options=options,
             nursery=nursery,

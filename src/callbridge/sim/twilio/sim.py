@@ -18,9 +18,11 @@ from callbridge.sim.twilio.engine import MediaEngine
 from callbridge.sim.twilio.media import StreamSession
 from callbridge.sim.twilio.meters import MsHistogram, ToneOnsets
 from callbridge.sim.twilio.scenario import (
+    CallbackOptions,
     CallerSpec,
     DtmfSpec,
     Fault,
+    OperatorSpec,
     RestDelay,
     RestError,
     Scenario,
@@ -71,6 +73,18 @@ class TwilioSim:
     first_call: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=time.time)
     engine: MediaEngine = attrs.field(factory=MediaEngine)  # every stream's ticks and reads
+    # For calls created from now on: the scenario's, or what POST /_sim/faults set since.
+    callback_options: CallbackOptions = attrs.field()
+
+    default_operator: OperatorSpec = attrs.field()
+
+    @callback_options.default
+    def _scenario_callbacks(self) -> CallbackOptions:
+        return self.options.scenario.callbacks
+
+    @default_operator.default
+    def _scenario_default_operator(self) -> OperatorSpec:
+        return self.options.scenario.default_operator
 
     @property
     def scenario(self) -> Scenario:
@@ -85,8 +99,35 @@ class TwilioSim:
     def faults(self) -> list[Fault]:
         return self.signer.faults
 
-    def add_faults(self, faults: list[Fault]) -> None:
-        self.signer.faults.extend(faults)
+    def add_faults(self, faults: list[Fault]) -> int:
+        """Arm ``faults``; returns how many fired on a live stream at once rather than waiting
+        for streams to start: a stream fault aimed at a call (``call_sid``) whose stream is live
+        now fires on that stream ``at_s`` from now, and only there."""
+        injected = 0
+        for fault in faults:
+            call = self.calls.get(fault.call_sid) if fault.call_sid is not None else None
+            stream = call.stream if call is not None else None
+            if (
+                stream is not None
+                and not fault.on_hangup
+                and fault.applies_to(stream.party.name, stream.call.sid)
+                and stream.inject(fault)
+            ):
+                injected += 1
+            else:
+                self.signer.faults.append(fault)
+        return injected
+
+    def set_callbacks(self, options: CallbackOptions) -> None:
+        """Callback duplication and reordering for calls created from now on."""
+        self.callback_options = options
+
+    def set_default_operator(self, spec: OperatorSpec) -> None:
+        """How operators not named in the scenario answer calls created from now on."""
+        self.default_operator = spec
+
+    def operator_spec(self, number: str) -> OperatorSpec:
+        return self.scenario.operators.get(number, self.default_operator)
 
     def add_rest_errors(self, errors: list[RestError]) -> None:
         self.rest_errors.extend([e, e.times] for e in errors)
@@ -137,7 +178,7 @@ class TwilioSim:
     # -- calls -------------------------------------------------------------------------------
     def _new_call(self, **kw: Any) -> Call:
         call = Call(sim=self, sid=new_call_sid(), account_sid=self.options.account_sid, **kw)
-        cb = self.scenario.callbacks
+        cb = self.callback_options
         call.callbacks = CallbackDispatcher(
             self.webhooks, call.sid, duplicate=cb.duplicate, reorder=cb.reorder, hold_s=cb.hold_s
         )
@@ -174,7 +215,7 @@ class TwilioSim:
             url_method=str(form.get("Method") or "POST").upper(),
             twiml=None if form.get("Url") else form.get("Twiml"),
             timeout_s=float(form.get("Timeout") or 60),
-            operator=self.scenario.operator(to),
+            operator=self.operator_spec(to),
         )
 
     def new_stream(self, call: Call, spec: Stream, url: str) -> StreamSession:
