@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from callbridge.calls.supervisor import RELEASE_TIMEOUT_S
 from callbridge.cluster.admission import LocalAdmission
+from callbridge.records import EndReason
 from tests.calls.harness import CALLER_SID, harness, make_config
 
 OTHER_SID = "CA" + "b" * 32
@@ -97,7 +98,7 @@ async def test_a_repeated_webhook_during_the_reservation_starts_one_call(
         await trio.testing.wait_all_tasks_blocked()
         assert admission.slots == {got[0].record.id}  # the loser's slot went back
         assert len(admission.released) == 1
-        got[0].cancel(got[0].record.end_reason or "shutdown")
+        got[0].cancel(EndReason.SHUTDOWN)
         await h.ended(got[0])
 
 

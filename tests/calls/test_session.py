@@ -131,6 +131,21 @@ class TestFailures:
             assert ("hangup", session.record.operator_sid) in h.control.actions
             h.assert_nothing_left(caller, operator)
 
+    async def test_a_provider_failure_ends_the_call_without_a_traceback(
+        self, autojump_clock: Any
+    ) -> None:
+        """Palabra's failure was logged where it happened: ``call_ended`` names it at info level,
+        with no traceback (a traceback at error level is kept for our own bugs)."""
+        async with harness() as h:
+            session, caller, operator = await h.bridged_call()
+            with structlog.testing.capture_logs() as logs:
+                h.links.opened[Direction.OPERATOR_TO_CALLER].failure.set()
+                assert await h.ended(session) == "translation_failed"
+            (ended,) = [r for r in logs if r["event"] == "call_ended"]
+            assert ended["log_level"] == "info" and "exc_info" not in ended
+            assert ended["failure"].startswith("PalabraUnavailable(")
+            h.assert_nothing_left(caller, operator)
+
     async def test_translator_that_cannot_open_ends_call(self, autojump_clock: Any) -> None:
         async with harness(fail_open=True) as h:
             session, caller = await h.caller_call()

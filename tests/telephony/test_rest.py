@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -80,6 +82,21 @@ async def http(fake: FakeTwilio) -> AsyncIterator[httpx.AsyncClient]:
 
 def rest(http: httpx.AsyncClient, **kw: Any) -> TwilioRest:
     return TwilioRest(make_config(**kw), http)
+
+
+def test_the_call_resource_is_loaded_at_start_up_not_on_the_first_dial() -> None:
+    """twilio-python imports the Call resource's modules on first use, 60-100 ms on the event
+    loop: the daemon takes that when it builds its REST client, before any call is live."""
+    probe = (
+        "import sys, httpx\n"
+        "from callbridge.config import load_config\n"
+        "from callbridge.telephony.rest import TwilioRest\n"
+        "assert 'twilio.rest.api.v2010.account.call' not in sys.modules\n"
+        "TwilioRest(load_config(None, {}), httpx.AsyncClient())\n"
+        "print('twilio.rest.api.v2010.account.call' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True", done.stderr
 
 
 class TestWireFormat:

@@ -53,6 +53,7 @@ from callbridge.calls.ports import (
     TranscriptSink,
     TranslatorLink,
 )
+from callbridge.calls.summary import languages, log_call_ended
 from callbridge.config import Config, pick_prompt
 from callbridge.errors import CallEnded, PalabraError, TwilioError, leaves, non_exceptions
 from callbridge.log import get_logger
@@ -372,7 +373,7 @@ class CallSession:
             "caller_sid": record.caller_sid,
             "operator_sid": record.operator_sid,
             "operator": self._dialer.number,
-            **_languages(record),
+            **languages(record),
             "translated": self.languages.translated,
             **self.media.summary(),
         }
@@ -383,18 +384,4 @@ class CallSession:
         kept = {str(r): rx.quiet_kept for r, rx in self.media.receivers.items() if rx.quiet_kept}
         if kept:
             fields["quiet_legs_kept"] = kept
-        unexpected = [e for e in leaves(failure) if not isinstance(e, CallEnded | trio.Cancelled)]
-        if unexpected:
-            log.error("call_ended", **fields, error=repr(unexpected[0]), exc_info=unexpected[0])
-        else:
-            log.info("call_ended", **fields)
-
-
-def _languages(record: CallRecord) -> dict[str, str]:
-    """Both parties' languages and how each was chosen (``routing.LanguageSource``)."""
-    return {
-        "caller_language": record.caller_language,
-        "caller_language_source": record.caller_language_source,
-        "operator_language": record.operator_language,
-        "operator_language_source": record.operator_language_source,
-    }
+        log_call_ended(fields, failure)

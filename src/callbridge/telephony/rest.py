@@ -98,6 +98,10 @@ class TwilioRest:
             account_sid=twilio.account_sid or None,
             http_client=self._http_client,
         )
+        # twilio-python imports the Call resource's modules on first use: 60-100 ms (more on a
+        # busy machine) that would otherwise block the event loop, and every live call's audio,
+        # during the first call's dial. Take that cost here, at start-up.
+        _ = self._client.calls
 
     async def create_call(
         self,
