@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import trio
 
+from callbridge.palabra.protocol import SAMPLE_RATE
+from callbridge.palabra.sender import is_speech
 from tests.palabra.fake_server import FakePalabra
 from tests.palabra.helpers import (
     GUARD_S,
@@ -77,3 +80,16 @@ class TestPacing:
                 assert link.feed(speech(0.9))
                 assert not link.feed(speech(0.2))
                 assert link.stats.feed_drops == 1
+
+
+def test_speech_for_the_output_watchdog_is_above_minus_40_dbfs() -> None:
+    """A full-scale sine is -3 dBFS RMS; scaled to -37 and -43 dBFS it is speech and is not."""
+    t = np.arange(SAMPLE_RATE // 10) / SAMPLE_RATE
+    sine = np.sin(2 * np.pi * 440 * t) * 32767
+
+    def at(dbfs: float) -> np.ndarray[Any, np.dtype[np.int16]]:
+        return (sine * 10 ** ((dbfs + 3) / 20)).astype(np.int16)
+
+    assert is_speech(at(-37.0))
+    assert not is_speech(at(-43.0))
+    assert not is_speech(np.zeros(2400, np.int16))

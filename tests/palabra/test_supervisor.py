@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from trio_websocket import ConnectionClosed
 
 from callbridge.config import MediaConfig
 from callbridge.errors import PalabraUnavailable
@@ -19,6 +20,7 @@ from tests.palabra.helpers import (
     make_config,
     open_link,
     received_nonzero_s,
+    speech,
     too_fast,
 )
 
@@ -106,6 +108,63 @@ class TestReconnect:
                         await trio.sleep_forever()
                 assert trio.current_time() - start < 1.0 + 2.0 + 8.0 + 1.0
         assert len(fake.connections) == 2
+
+
+async def transcribe_every_second(conn: FakeConnection) -> None:
+    """What real Palabra does with speech: a partial transcript now and then."""
+    try:
+        for n in range(10_000):
+            await trio.sleep(1.0)
+            await conn.send_transcript("partial_transcription", f"t{n}", "hello", "en")
+    except ConnectionClosed:
+        return
+
+
+class TestOutputStall:
+    async def test_speech_unanswered_replaces_the_connection_without_spending_the_budget(
+        self, autojump_clock: Any
+    ) -> None:
+        """Socket open, task running, pongs fine, but no transcript or speech comes back: after
+        output_stall_s of speech the connection is replaced; stalls spend no reconnect attempt
+        (reconnect_attempts=0 would otherwise fail the link), and each stall in a row doubles
+        the allowance (3 s, then 6 s of speech)."""
+        fake = FakePalabra()
+        config = make_config(fake, output_stall_s=3.0, reconnect_attempts=0)
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, config) as link:
+                await feed_realtime(link, 14.0)
+        first, second, third = fake.connections
+        assert 3.0 <= first.audio_s <= 3.0 + 1.4  # checked once a second, sent in 320 ms chunks
+        assert 6.0 <= second.audio_s <= 6.0 + 1.4
+        assert third.end_task and third.closed_by_server is None
+        assert link.stats.output_stalls == 2 and link.stats.reconnects == 2
+        assert received_nonzero_s(fake) == pytest.approx(14.0)  # nothing lost on the way
+        events = await drain(link)
+        assert [type(e).__name__ for e in events] == ["ConnectionLost", "ConnectionLost"]
+
+    async def test_a_connection_that_answers_is_kept(self, autojump_clock: Any) -> None:
+        fake = FakePalabra()
+        fake.on_ready = transcribe_every_second
+        with trio.fail_after(GUARD_S):
+            async with (
+                fake.running(),
+                open_link(fake, make_config(fake, output_stall_s=3.0)) as link,
+            ):
+                await feed_realtime(link, 20.0)
+        assert len(fake.connections) == 1
+        assert link.stats.output_stalls == 0
+
+    async def test_quiet_audio_is_not_unanswered_speech(self, autojump_clock: Any) -> None:
+        """Line noise (here -56 dBFS) is not speech Palabra owes an answer to."""
+        fake = FakePalabra()
+        config = make_config(fake, output_stall_s=3.0)
+        with trio.fail_after(GUARD_S):
+            async with fake.running(), open_link(fake, config) as link:
+                for _ in range(1000):
+                    assert link.feed(speech(0.02, value=50))
+                    await trio.sleep(0.02)
+        assert len(fake.connections) == 1
+        assert link.stats.output_stalls == 0
 
 
 class TestEnding:

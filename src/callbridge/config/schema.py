@@ -195,6 +195,12 @@ class PalabraConfig:
     ping_interval_s: float = setting(10.0, "WebSocket ping interval", range=(1, 300))
     ping_timeout_s: float = setting(30.0, "no pong for this long = dead link", range=(1, 600))
     reconnect_attempts: int = setting(3, "reconnects per link before the call fails", range=(0, 20))
+    output_stall_s: float | None = setting(
+        8.0,
+        "speech sent with no transcript or translated speech back = a stalled link, reconnected",
+        range=(1, 600),
+        off=True,
+    )
     reconnect_budget_s: float = setting(
         20.0, "total time spent reconnecting before failing", range=(0, 600)
     )

@@ -25,9 +25,13 @@ Connector: TypeAlias = Callable[[str], AbstractAsyncContextManager[WebSocketConn
 class Connection:
     """``ready``: the task runs (acknowledged, or ``current_task`` said ``running``).
     ``ended``: ``end_of_stream`` arrived, or the socket closed while the link was closing.
-    ``sender_done``: the paced sender has sent the buffered tail (or gave up)."""
+    ``sender_done``: the paced sender has sent the buffered tail (or gave up).
+    ``unanswered_speech_s``: seconds of speech sent since the server last sent a transcript or
+    translated speech (the output watchdog's measure of a stalled connection)."""
 
     ws: WebSocketConnection
     ready: trio.Event = attrs.Factory(trio.Event)
     ended: trio.Event = attrs.Factory(trio.Event)
     sender_done: trio.Event = attrs.Factory(trio.Event)
+    unanswered_speech_s: float = 0.0
+    answered: bool = False  # any transcript or translated speech on this connection

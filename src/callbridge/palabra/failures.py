@@ -29,10 +29,13 @@ __all__ = [
 
 
 class Dropped(Exception):
-    """The current connection is gone or unusable; the supervisor may reconnect."""
+    """The current connection is gone or unusable; the supervisor may reconnect. ``stalled``:
+    it was open and ready but answered no speech (not a failure of the service's reachability,
+    so it spends no reconnect attempt)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, stalled: bool = False) -> None:
         self.reason = reason
+        self.stalled = stalled
         super().__init__(reason)
 
 
@@ -100,7 +103,8 @@ def classify(exc: BaseException) -> BaseException:
             msg = f"Palabra refused the WebSocket upgrade: HTTP {leaf.status_code}"
             return PalabraAuthError(msg, status=leaf.status_code)
     if leaves and all(isinstance(leaf, RETRYABLE) for leaf in leaves):
-        return Dropped("; ".join(_describe(leaf) for leaf in leaves))
+        stalled = all(isinstance(leaf, Dropped) and leaf.stalled for leaf in leaves)
+        return Dropped("; ".join(_describe(leaf) for leaf in leaves), stalled=stalled)
     return exc
 
 

@@ -109,6 +109,8 @@ class LinkReader:
                 part = (item.transcription_id, item.translation_part_id)
                 await self.outlet.speech_lost(part, "undecodable audio")
         else:
+            conn.unanswered_speech_s = 0.0  # the server is answering
+            conn.answered = True
             if isinstance(item, Transcript):
                 await self._on_transcript(item)
             await self.outlet.emit(item)

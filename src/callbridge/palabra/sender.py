@@ -28,12 +28,15 @@ from callbridge.palabra.protocol import SAMPLE_RATE, encode_input_audio
 from callbridge.palabra.stats import LinkStats
 from callbridge.roles import Direction
 
-__all__ = ["LinkInput"]
+__all__ = ["LinkInput", "is_speech"]
 
 log = get_logger("callbridge.palabra")
 
 # A rate-limited log line for repeated drops: the first, then every Nth.
 _LOG_EVERY: Final = 50
+# A chunk is speech for the output watchdog when its RMS is above -40 dBFS (full scale 32768):
+# telephone speech sits around -20 to -30 dBFS, line noise and comfort noise well below -50.
+_SPEECH_MEAN_SQUARE: Final = (32768.0 * 10 ** (-40 / 20)) ** 2
 
 
 @attrs.define(eq=False)
@@ -106,7 +109,7 @@ class LinkInput:
                 if len(pcm) < chunk:
                     pcm = np.concatenate((pcm, np.zeros(chunk - len(pcm), dtype=np.int16)))
                 await conn.ws.send_message(encode_input_audio(pcm))
-                self._count_sent(pcm, pacer.behind_s(now))
+                self._count_sent(pcm, pacer.behind_s(now), conn)
                 pacer.mark_sent(trio.current_time())
         finally:
             conn.sender_done.set()
@@ -124,10 +127,18 @@ class LinkInput:
                 self._fed = trio.Event()
                 await self._fed.wait()
 
-    def _count_sent(self, pcm: NDArray[np.int16], behind_s: float) -> None:
+    def _count_sent(self, pcm: NDArray[np.int16], behind_s: float, conn: Connection) -> None:
         stats = self.stats
         stats.chunks_sent += 1
         stats.audio_ms_sent += len(pcm) * 1000 / SAMPLE_RATE
         stats.max_behind_ms = max(stats.max_behind_ms, behind_s * 1000)
         if not pcm.any():
             stats.silence_chunks_sent += 1
+        elif is_speech(pcm):
+            conn.unanswered_speech_s += len(pcm) / SAMPLE_RATE
+
+
+def is_speech(pcm: NDArray[np.int16]) -> bool:
+    """Whether a chunk is loud enough to expect Palabra to answer it (RMS above -40 dBFS)."""
+    samples = pcm.astype(np.float32)
+    return float(np.dot(samples, samples)) > _SPEECH_MEAN_SQUARE * len(pcm)

@@ -32,6 +32,7 @@ class LinkStats:
     unknown_types: dict[str, int] = attrs.Factory(dict)
     connects: int = 0
     reconnects: int = 0
+    output_stalls: int = 0  # connections dropped because speech got no answer
     ready_polls: int = 0
     eos_received: int = 0
     task_updates: int = 0

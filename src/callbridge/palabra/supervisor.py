@@ -17,6 +17,12 @@ Reconnects: an unexpected close, a failed send, a ping or readiness timeout drop
 ``PalabraUnavailable``. Every drop of a ready connection is announced to the consumer, before
 the backoff, as a ``ConnectionLost`` event: speech in flight on it will not continue.
 
+Stalls: a connection that takes ``output_stall_s`` of speech (RMS above -40 dBFS) without
+sending back a transcript or translated speech is replaced at once (``palabra_output_stalled``,
+then the reconnect): the socket may stay open and answer pings while the service behind it has
+stopped translating. A stall spends no reconnect attempt (noise or music Palabra does not
+transcribe looks the same, and must not fail the call); stalls in a row double the allowance.
+
 Goodbye: when the link closes, the sender sends what is buffered, then ``end_task``; the
 supervisor waits up to ``end_timeout_s`` for ``end_of_stream`` (or the server's close).
 """
@@ -62,6 +68,10 @@ _BACKOFF_MAX_S: Final = 4.0
 # Palabra accepts one set_task per 2 s (docs.palabra.ai /docs/streaming_api/management); an
 # update sent sooner would be refused with an error, so it waits for its turn instead.
 _SET_TASK_INTERVAL_S: Final = 2.0
+# How often the output watchdog looks at a connection's unanswered speech.
+_STALL_CHECK_S: Final = 1.0
+# Stalls in a row double the unanswered speech allowed, at most this many times (8 s -> 64 s).
+_STALL_BACKOFF_MAX_DOUBLINGS: Final = 3
 
 
 @attrs.define(eq=False)
@@ -81,6 +91,7 @@ class ConnectionSupervisor:
     _budget: ReconnectBudget
     _conn: Connection | None = None
     _set_task_at: float = -math.inf
+    _stalls_in_a_row: int = 0  # connections dropped as stalled with no answer in between
     _update_lock: trio.Lock = attrs.Factory(trio.Lock)
 
     # --- task changes -------------------------------------------------------------------------
@@ -124,6 +135,9 @@ class ConnectionSupervisor:
                     await self._connection(attempt, task_status)
                     return
                 except Dropped as exc:
+                    if exc.stalled and not self.lifetime.is_closing:
+                        self._reconnect_stalled(exc.reason)
+                        continue
                     reason = exc.reason
             if attempt.cancelled_caught:
                 reason = "reconnect budget spent while connecting"
@@ -139,6 +153,21 @@ class ConnectionSupervisor:
                 log.error("palabra_link_failed", direction=self.direction.value, reason=reason)
                 raise PalabraUnavailable(msg)
             await self._back_off(reason, now)
+
+    def _reconnect_stalled(self, reason: str) -> None:
+        """A stalled connection is replaced at once and spends no reconnect attempt: the service
+        is reachable, and a call must not fail because its speech went unanswered (music or
+        noise Palabra does not transcribe looks the same). Each stall in a row doubles the
+        speech the next connection may leave unanswered (``_watch_output``)."""
+        self.stats.reconnects += 1
+        log.warning(
+            "palabra_reconnecting",
+            direction=self.direction.value,
+            reason=reason,
+            attempt=0,
+            delay_s=0.0,
+            buffered_ms=self.input.buffered_ms,
+        )
 
     async def _back_off(self, reason: str, now: float) -> None:
         budget = self._budget
@@ -180,6 +209,7 @@ class ConnectionSupervisor:
                     self._on_ready(attempt, task_status)
                     nursery.start_soon(self.input.send_paced, conn)
                     nursery.start_soon(self._ping, conn)
+                    nursery.start_soon(self._watch_output, conn)
                     await self.lifetime.closing.wait()
                     await self._goodbye(conn)
                     nursery.cancel_scope.cancel()
@@ -242,6 +272,31 @@ class ConnectionSupervisor:
             end_of_stream=self.stats.eos_received > 0,
             **self.stats.as_dict(),
         )
+
+    async def _watch_output(self, conn: Connection) -> None:
+        """Drop a connection that takes speech and answers nothing (socket open, pongs coming,
+        the task running, yet no transcript or speech back for ``output_stall_s`` of speech):
+        the listener would hear no translation for the rest of the call."""
+        base = self._config.palabra.output_stall_s
+        if base is None:
+            return
+        while True:
+            await trio.sleep(_STALL_CHECK_S)
+            if conn.answered:
+                self._stalls_in_a_row = 0
+            limit = base * 2 ** min(self._stalls_in_a_row, _STALL_BACKOFF_MAX_DOUBLINGS)
+            unanswered = conn.unanswered_speech_s
+            if unanswered >= limit:
+                self._stalls_in_a_row += 1
+                self.stats.output_stalls += 1
+                log.warning(
+                    "palabra_output_stalled",
+                    direction=self.direction.value,
+                    unanswered_speech_s=round(unanswered, 2),
+                    in_a_row=self._stalls_in_a_row,
+                )
+                msg = f"no transcript or speech back for {unanswered:.1f} s of speech"
+                raise Dropped(msg, stalled=True)
 
     async def _ping(self, conn: Connection) -> None:
         palabra = self._config.palabra
