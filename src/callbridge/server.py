@@ -28,6 +28,7 @@ from callbridge.calls.supervisor import CallSupervisor
 from callbridge.config import Config
 from callbridge.config.checks import parse_listen
 from callbridge.config_summary import metrics_url, twilio_webhook_url
+from callbridge.keep_alive import IdleKeepAlive
 from callbridge.lifecycle import ServiceLifecycle
 from callbridge.log import get_logger
 from callbridge.metrics.live import LiveDaemon
@@ -110,7 +111,7 @@ async def _serve(
 ) -> None:
     stop_web = trio.Event()
     async with open_services(config) as services, trio.open_nursery() as root:
-        app = create_asgi(services)
+        app = IdleKeepAlive(create_asgi(services))  # idle HTTP connections do get closed
         root.start_soon(serve_memory_dumps, os.environ, stop_web)  # CALLBRIDGE_TRACEMALLOC
         binds: list[str] = await root.start(
             partial(hypercorn_serve, app, hypercorn_config(sock), shutdown_trigger=stop_web.wait)

@@ -24,6 +24,7 @@ from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 
 from callbridge.config import Config
+from callbridge.keep_alive import IdleKeepAlive
 from callbridge.metrics.registry import Metrics
 from callbridge.service.health import Readiness
 from callbridge.web.auth import WebAuth
@@ -103,5 +104,8 @@ async def serve_metrics(
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 1.0
     await hypercorn_serve(
-        metrics_app(metrics), hc, shutdown_trigger=shutdown.wait, task_status=task_status
+        IdleKeepAlive(metrics_app(metrics)),
+        hc,
+        shutdown_trigger=shutdown.wait,
+        task_status=task_status,
     )
