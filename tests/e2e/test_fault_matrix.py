@@ -49,6 +49,7 @@ from tests.e2e.matrix import (
     bridge,
     place,
     terminal,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -372,11 +373,20 @@ def test_kill_9_then_restart_ends_the_calls_it_left(matrix: Matrix) -> None:
     )
     print(f"fault matrix restart: phones free {time.monotonic() - restarted:.2f} s after")
     assert call_of(report, dialed["operator_sid"])["end_reason"] == "rest_canceled"
+    # The store is updated once Twilio has answered every end (after the phones are free).
+    done = daemon_event(stack, "recovery_done")
+    assert sorted(done["call_ids"]) == sorted(hit.call_id for hit in calls)
     headers = {"Authorization": f"Bearer {stack.options.web_token}"}
-    for hit in calls:
-        stored = stack.http.get(f"{stack.app_url}/api/calls/{hit.call_id}", headers=headers)
-        call = stored.json()["call"]
-        assert (call["status"], call["end_reason"]) == ("ended", "interrupted"), call
+
+    def stored(call_id: str) -> tuple[str, str | None]:
+        call = stack.http.get(f"{stack.app_url}/api/calls/{call_id}", headers=headers).json()
+        return call["call"]["status"], call["call"]["end_reason"]
+
+    for hit in calls:  # the store's writer commits in the background: allow it a moment
+        wait_until(
+            lambda: stored(hit.call_id) == ("ended", "interrupted"),  # noqa: B023
+            f"call {hit.call_id} stored as ended, interrupted",
+        )
     wait_report(stack, "palabra", _no_live_session, what="every Palabra session closed")
     assert healthz(stack)["active_calls"] == 0
 
