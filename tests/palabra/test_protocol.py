@@ -290,8 +290,8 @@ class TestCallLanguagesAndVoices:
         assert back["pipeline"]["translations"][0]["target_language"] == "en"
 
     def test_voice_options_per_direction(self) -> None:
-        """Cloning for the caller's voice, timbre detection for the operator's, as the
-        protocol reference §3.8 spells them."""
+        """Cloning for the caller's voice, timbre detection for the operator's, as
+        Palabra's task schema spells them (https://docs.palabra.ai)."""
         config = Config(
             palabra=PalabraConfig(
                 high_timbre_voices=["hi_1", "hi_2"],

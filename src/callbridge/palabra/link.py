@@ -125,7 +125,8 @@ class PalabraLink:
         and speaks another language (``settings.with_languages(...)``).
 
         Sends ``set_task`` again on the live connection, which Palabra applies "without
-        interrupting the stream" (reference §3.2) and acknowledges with ``task_status`` event
+        interrupting the stream" (https://docs.palabra.ai, task breakdown) and acknowledges
+        with ``task_status`` event
         ``updated`` (or ``unchanged``). Audio fed meanwhile keeps flowing. Waits, if needed,
         until 2 s after the previous ``set_task`` (Palabra's rate limit). While the link is
         reconnecting the new settings simply become the task the next connection sends.

@@ -1,7 +1,8 @@
 """Input audio on its way to Palabra: a bounded buffer and a real-time schedule (sans-IO).
 
 Palabra consumes input at wall-clock speed and warns ``AUDIO_STREAM_TOO_FAST`` when a client runs
-ahead (reference §5). The schedule is absolute: chunk ``n`` is due at ``origin + n * chunk_s``,
+ahead (palabra-ai-python v2.0.2 README: "Push at real-time rate"). The schedule is absolute:
+chunk ``n`` is due at ``origin + n * chunk_s``,
 where ``origin`` is when chunk 0 actually left, so the server never holds more than the one chunk
 just sent beyond real time. A sender that fell behind (a late feeder, a slow network) catches up
 only to the schedule, never past it, so catching up cannot trip the server's check.

@@ -145,7 +145,8 @@ Incoming: TypeAlias = (
 
 def detected_language(settings: TaskSettings, transcript: Transcript) -> LanguageDetected | None:
     """The language Palabra detected, when the task's source is ``auto``: a source transcript
-    (``partial``/``final``) carries it in ``transcription.language`` (reference §3.8, §4.2).
+    (``partial``/``final``) carries it in ``transcription.language`` (palabra-ai-python v2.0.2
+    ``events.py``; https://docs.palabra.ai).
     ``None`` for a task with a fixed source, a translation, or a transcript without a language."""
     if settings.source_language != AUTO or transcript.kind not in ("partial", "final"):
         return None
@@ -180,8 +181,9 @@ def parse(
     target_language: str = "",
 ) -> Incoming:
     """Decode one server frame. ``data`` may be an object or a JSON string holding one (the
-    double-encoding quirk, reference §4). ``source_language``/``target_language`` fill in a
-    transcript's language when the server leaves it out."""
+    double-encoding quirk every official SDK handles, e.g. palabra-ai-python v2.0.2
+    ``client.py``: "server may double-encode data"). ``source_language``/``target_language``
+    fill in a transcript's language when the server leaves it out."""
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError:
@@ -255,7 +257,8 @@ def _text(data: dict[str, Any], key: str, default: str = "") -> str:
 
 
 def _error_desc(data: dict[str, Any]) -> str:
-    # Sources disagree on the field (reference §8.8): desc, description, msg; desc may be a list.
+    # Sources disagree on the field (the SDKs, Palabra's JavaScript model and its docs): desc,
+    # description, msg; desc may be a list.
     for key in ("desc", "description", "msg", "details"):
         value = data.get(key)
         if value:
@@ -285,7 +288,8 @@ def _transcript(
 
 
 def _part_id(data: dict[str, Any]) -> int:
-    """``translation_part_id``: a number on transcripts, a string on audio (reference §8.11);
+    """``translation_part_id``: a number on transcripts, a string on audio (as the
+    live service sends them; the SDK's ``events.py`` reads both);
     0 when absent (source transcripts, older servers)."""
     value = data.get("translation_part_id")
     if value is None:

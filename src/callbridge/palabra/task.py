@@ -22,12 +22,13 @@ __all__ = ["AUTO", "SAMPLE_RATE", "TaskSettings", "build_set_task", "task_data"]
 
 _T = TypeVar("_T")
 
-# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz (reference §5).
+# Palabra's WebSocket audio, both ways: PCM s16le mono at 24 kHz (palabra-ai-python v2.0.2
+# ``audio.py``: output "fixed by the server"; https://docs.palabra.ai).
 SAMPLE_RATE: Final = PALABRA_RATE
 
-# ``source_language`` value that asks Palabra to detect the language (reference §3.8).
+# ``source_language`` value that asks Palabra to detect the language (https://docs.palabra.ai).
 AUTO = "auto"
-# The server's default list (reference §3.8); partial translations are opt-in.
+# The server's default list (palabra-ai-python v2.0.2 ``task.py``); partial translations are opt-in.
 _BASE_MESSAGE_TYPES = (
     "partial_transcription",
     "validated_transcription",
@@ -117,7 +118,8 @@ class TaskSettings:
         )
 
     def speech_generation(self) -> dict[str, Any]:
-        """``translations[].speech_generation`` (reference §3.8): ``voice_id`` always (the voice
+        """``translations[].speech_generation`` (https://docs.palabra.ai, task breakdown):
+        ``voice_id`` always (the voice
         used when cloning or timbre detection cannot decide), ``voice_cloning: true`` to speak in
         the speaker's own voice, ``voice_timbre_detection`` to pick a high or low voice by the
         speaker's timbre. Keys left at Palabra's defaults are not sent."""
@@ -155,11 +157,13 @@ def _side_language(
 
 
 def build_set_task(config: Config, direction: Direction) -> dict[str, Any]:
-    """The ``data`` of ``set_task`` for ``direction`` (reference §3.8).
+    """The ``data`` of ``set_task`` for ``direction`` (https://docs.palabra.ai, task breakdown;
+    palabra-ai-python v2.0.2 ``task.py``).
 
     ``output_stream`` is ``null`` in captions mode: the server then sends text only.
     ``translation_queue_configs`` sits inside ``pipeline`` as the current SDKs and the recommended
-    preset place it (reference §8.2)."""
+    preset place it (palabra-ai-javascript ``PipelineConfig.model.ts``, docs.palabra.ai
+    recommended settings)."""
     return task_data(TaskSettings.resolve(config, direction))
 
 

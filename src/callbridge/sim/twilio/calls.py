@@ -8,7 +8,8 @@ the ``Twiml`` parameter (or a POST to ``Url``) is run.
 Resource handling: :meth:`Call.run` is started in the simulator's nursery and owns every task of
 the call; :meth:`Call.end` may be awaited from anywhere (REST handler, timers, the interpreter),
 stops the live stream first (``stop`` then close), cancels the interpreter, then queues the final
-status callback. After a hang-up the ``<Connect action>`` is not requested (reference §7.2).
+status callback. After a hang-up the ``<Connect action>`` is not requested
+(https://www.twilio.com/docs/voice/twiml/connect, ``action``).
 
 Layering: a call sees the simulator only as a :class:`CallHost`
 (:class:`callbridge.sim.twilio.sim.TwilioSim`), so imports run one way: ``sim`` -> ``calls`` ->
@@ -152,7 +153,8 @@ class Call:
             "Direction": self.direction,
             "From": self.from_,
             "To": self.to,
-            # Real calls carry empty geo fields, and Twilio signs them (reference §3.1).
+            # Real calls carry empty geo fields, and Twilio signs them
+            # (https://www.twilio.com/docs/voice/twiml, "Request parameters").
             "FromCity": "",
             "FromCountry": "US",
             "FromState": "",

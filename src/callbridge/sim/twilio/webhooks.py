@@ -51,7 +51,8 @@ class Signer:
 
     def websocket_headers(self, url: str) -> list[tuple[bytes, bytes]]:
         # Twilio strips query strings from stream URLs; the upgrade is signed over the URL as
-        # dialled (scheme included) with no parameters (reference §4.4).
+        # dialled (scheme included) with no parameters
+        # (https://www.twilio.com/docs/usage/webhooks/webhooks-security).
         return [
             (k.encode(), v.encode()) for k, v in self.headers(url, {}, channel="websocket").items()
         ]
