@@ -53,6 +53,17 @@ def rss_kib(proc: Process) -> int:
     raise RuntimeError(msg)
 
 
+def anon_kib(proc: Process) -> int:
+    """Anonymous resident memory of the process, KiB (``RssAnon``): the heap and the allocators'
+    arenas, without the file-backed pages (shared libraries, code) that RSS also counts and that
+    grow once as code paths are first run."""
+    for line in Path(f"/proc/{proc.popen.pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    msg = f"no RssAnon for pid {proc.popen.pid}"
+    raise RuntimeError(msg)
+
+
 def open_fds(proc: Process) -> int:
     return len(os.listdir(f"/proc/{proc.popen.pid}/fd"))
 
@@ -114,7 +125,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> None:
         bridged = _wait_bridged(stack, calls)
         print(f"daemon pid {daemon.popen.pid}: idle RSS {idle_rss / 1024:.1f} MiB; "
               f"{bridged}/{calls} calls bridged")  # fmt: skip
-        print(" minute   RSS MiB  growth%   fds  daemon CPU%  calls ended  sims' RSS MiB")
+        print(" minute   RSS MiB  growth%  anon MiB   fds  daemon CPU%  calls ended  sims' RSS MiB")
         samples = _sample(stack, daemon, duration_s, args)
         ended = daemon.events("call_ended")
     _report(samples, ended, calls)
@@ -122,22 +133,22 @@ def soak(args: argparse.Namespace, workdir: Path) -> None:
 
 def _sample(
     stack: Stack, daemon: Process, duration_s: float, args: argparse.Namespace
-) -> list[tuple[float, int, int]]:
+) -> list[tuple[float, int, int, int]]:
     start = time.monotonic()
-    samples: list[tuple[float, int, int]] = []
+    samples: list[tuple[float, int, int, int]] = []
     last_cpu, last_t = cpu_s(daemon), start
     dumps = 0
     while True:
         elapsed = time.monotonic() - start
-        rss, fds = rss_kib(daemon), open_fds(daemon)
-        samples.append((elapsed, rss, fds))
+        rss, fds, anon = rss_kib(daemon), open_fds(daemon), anon_kib(daemon)
+        samples.append((elapsed, rss, fds, anon))
         now, cpu = time.monotonic(), cpu_s(daemon)
         usage = (cpu - last_cpu) / max(now - last_t, 1e-9) * 100
         last_cpu, last_t = cpu, now
         base = next((s[1] for s in samples if s[0] >= 60.0), None)
         growth = f"{(rss - base) / base * 100:8.2f}" if base else "       -"
         sims = sum(rss_kib(p) for p in (stack.twilio, stack.palabra) if p is not None)
-        print(f"{elapsed / 60:7.1f} {rss / 1024:9.1f} {growth} {fds:5d} {usage:12.1f} "
+        print(f"{elapsed / 60:7.1f} {rss / 1024:9.1f} {growth} {anon / 1024:9.1f} {fds:5d} {usage:12.1f} "
               f"{len(daemon.events('call_ended')):12d} {sims / 1024:14.1f}", flush=True)  # fmt: skip
         if args.tracemalloc and base is not None and dumps == 0:
             _dump(daemon)
@@ -159,12 +170,14 @@ def _print_growth(top: list[dict[str, Any]]) -> None:
             print(f"{'':21}{line}")
 
 
-def _report(samples: list[tuple[float, int, int]], ended: list[dict[str, Any]], calls: int) -> None:
+def _report(
+    samples: list[tuple[float, int, int, int]], ended: list[dict[str, Any]], calls: int
+) -> None:
     after_first = [s for s in samples if s[0] >= 60.0]
     if len(after_first) < 2:
         print("too short to measure growth after the first minute")
         return
-    (t0, rss0, fd0), (t1, rss1, fd1) = after_first[0], after_first[-1]
+    (t0, rss0, fd0, anon0), (t1, rss1, fd1, anon1) = after_first[0], after_first[-1]
     growth = (rss1 - rss0) / rss0
     per_s = (rss1 - rss0) * 1024 / max(t1 - t0, 1e-9)
     verdict = "within" if growth < _TARGET else "OVER"
@@ -173,11 +186,15 @@ def _report(samples: list[tuple[float, int, int]], ended: list[dict[str, Any]], 
         f"({growth * 100:+.2f} %, {per_s / 1024:+.2f} KiB/s over {(t1 - t0) / 60:.1f} min; "
         f"{verdict} the {_TARGET * 100:.0f} % target); fds {fd0} -> {fd1}"
     )
+    print(
+        f"anonymous memory (RssAnon) after the first minute: {anon0 / 1024:.1f} -> "
+        f"{anon1 / 1024:.1f} MiB ({(anon1 - anon0) / anon0 * 100:+.2f} %)"
+    )
     # A leak grows in a straight line; filling bounded buffers and the allocator's high-water
     # mark do not. The slope over the second half tells them apart.
     half = [s for s in after_first if s[0] >= (t0 + t1) / 2]
     if len(half) >= 2 and calls:
-        (h0, hr0, _), (h1, hr1, _) = half[0], half[-1]
+        (h0, hr0, _, _), (h1, hr1, _, _) = half[0], half[-1]
         slope = (hr1 - hr0) * 1024 / max(h1 - h0, 1e-9)
         print(f"second half: {slope / 1024:+.2f} KiB/s ({slope / calls:+.0f} B/s per call, "
               f"{slope / calls / 100:+.2f} B per media frame)")  # fmt: skip
