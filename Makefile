@@ -61,7 +61,8 @@ bench-load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.load $(BENCH_ARGS)
 
 # Memory over a long run: SOAK_CALLS calls for SOAK_MINUTES minutes against the simulators; prints
-# the daemon's RSS and fds each minute and the growth after the first minute (target: < 5 %).
+# the daemon's RSS, anonymous memory and fds each minute, the growth after the first minute
+# (target: < 5 %) and the second half's slope (a leak's sign; docs/operations.md, "Memory").
 SOAK_CALLS ?= 20
 SOAK_MINUTES ?= 60
 soak: $(STAMP)
