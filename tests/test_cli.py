@@ -84,6 +84,18 @@ class TestCheckConfig:
         assert "palabra.chunk_ms: must be 20..1000, got 5" in broken.stderr
         assert "twilio.auth_token: required" in incomplete.stderr
 
+    def test_a_hold_file_serve_cannot_use_fails_check_config_too(self, tmp_path: Path) -> None:
+        """check-config reads ``media.hold_audio`` as serve does at start: both exit 2 and name
+        the key on stderr (check-config used to say OK, then serve refused to start)."""
+        config = tmp_path / "config.toml"
+        config.write_text(f'[media]\nhold_audio = "{tmp_path / "missing.wav"}"\n', encoding="utf-8")
+        checked = run_cli("check-config", "--config", str(config), env=SEED_ENV)
+        served = run_cli("serve", "--config", str(config), env=SEED_ENV)
+        assert (checked.returncode, served.returncode) == (2, 2)
+        assert checked.stdout == ""
+        for result in (checked, served):
+            assert "media.hold_audio: cannot use" in result.stderr, result.stderr
+
     def test_typos_get_a_did_you_mean(self, tmp_path: Path) -> None:
         bad = tmp_path / "config.toml"
         bad.write_text('[server]\npublik_url = "https://x.example"\n', encoding="utf-8")

@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from callbridge import __version__
+from callbridge.audio import load_hold_audio
 from callbridge.config import (
     Config,
     config_as_dict,
@@ -145,13 +146,25 @@ def _report_problems(problems: list[str], path: Path | None, what: str) -> int:
     return EXIT_USAGE
 
 
+def start_problems(config: Config) -> list[str]:
+    """What stops ``serve`` before it listens, checked alike by ``check-config``: missing
+    credentials, and a ``media.hold_audio`` file that cannot be used (read here as ``serve``
+    reads it at start)."""
+    problems = missing_credentials(config)
+    try:
+        load_hold_audio(config.media.hold_audio)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return problems
+
+
 def _check_config(config: Config, path: Path | None, *, as_json: bool) -> int:
     """Problems first (stderr); then the summary, or the whole configuration with ``--json``."""
     if as_json:
         print(json.dumps(config_as_dict(config), indent=2, ensure_ascii=False))
-    problems = missing_credentials(config)
+    problems = start_problems(config)
     if problems:
-        return _report_problems(problems, path, "serve cannot start, credentials missing")
+        return _report_problems(problems, path, "serve cannot start")
     if not as_json:
         print("\n".join(summary_lines(config, path)))
     print(f"callbridge: configuration OK ({path or 'defaults'})", file=sys.stderr)
@@ -161,9 +174,9 @@ def _check_config(config: Config, path: Path | None, *, as_json: bool) -> int:
 def _serve(config: Config, path: Path | None, level: str | None, fmt: str | None) -> int:
     from callbridge.server import serve
 
-    problems = missing_credentials(config)
+    problems = start_problems(config)
     if problems:
-        return _report_problems(problems, path, "serve cannot start, credentials missing")
+        return _report_problems(problems, path, "serve cannot start")
     configure_logging(
         level=level or config.log.level, fmt=fmt or config.log.format, secrets=config.secrets()
     )
