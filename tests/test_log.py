@@ -102,3 +102,23 @@ def test_library_logging_is_json_and_redacted_too() -> None:
     assert "ValueError" in str(line["exception"])
     for secret in SECRETS:
         assert secret not in stream.getvalue()
+
+
+def test_a_placeholder_secret_is_scrubbed_where_it_stands_without_eating_other_words() -> None:
+    """`TWILIO_AUTH_TOKEN=x PALABRA_API_KEY=k` used to turn `twilio_webhook` into
+    `twilio_webhoo***` and `max_calls` into `ma***_calls`."""
+    stream = capture(["k", "x"])
+    get_logger("t").info(
+        "listening", twilio_webhook_url="http://h/twiml/client", max_calls=10, token="k", key="x"
+    )
+    [line] = lines(stream)
+    assert line["twilio_webhook_url"] == "http://h/twiml/client"
+    assert line["max_calls"] == 10
+    assert line["token"] == "***" and line["key"] == "***"
+
+
+def test_a_long_secret_is_scrubbed_even_inside_other_text() -> None:
+    stream = capture(["pk_live_api_key_123456"])
+    get_logger("t").info("failed", error="auth=xpk_live_api_key_123456y")
+    [line] = lines(stream)
+    assert "pk_live_api_key_123456" not in json.dumps(line)

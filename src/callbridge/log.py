@@ -24,10 +24,21 @@ REDACTED = "***"
 _TOKEN_PARAM = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"']+", re.IGNORECASE)
 
 
+# A secret this short is a placeholder ("x", "test"): replaced wherever it stood, it would eat
+# letters out of every key and word ("webhook" -> "webhoo***"), so it is replaced only where it
+# stands alone. Real credentials are far longer (Twilio's auth token is 32 hex digits).
+_SHORT_SECRET = 8
+
+
 def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret replaced by ``***``, and credentials in URL query parameters.
+    A secret under 8 characters is replaced only where no letter, digit, ``_`` or ``-`` touches
+    it."""
     for secret in secrets:
-        if secret:
+        if len(secret) >= _SHORT_SECRET:
             text = text.replace(secret, REDACTED)
+        elif secret:
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", REDACTED, text)
     return _TOKEN_PARAM.sub(r"\1" + REDACTED, text)
 
 
