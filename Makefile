@@ -7,7 +7,14 @@ STAMP := $(VENV)/.installed
 # playwright...). A venv with the dev extras already has it.
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run serve test lint typecheck unit e2e bench bench-calls bench-load soak clean
+.PHONY: help run serve test lint typecheck unit e2e bench bench-calls bench-load soak clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    the offline demo: the real daemon between simulated Twilio and Palabra"
+	@echo "make test   every quality gate CI runs (lint, format, mypy --strict, all tests)"
+	@echo "make serve  callbridge serve --config config.toml (docs/operations.md)"
+	@echo "also: unit e2e bench bench-calls bench-load soak fuzz clean (README.md, Development)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
