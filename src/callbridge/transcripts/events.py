@@ -99,15 +99,21 @@ class TranscriptEvent:
     @classmethod
     def call(cls, record: CallRecord, at: float) -> TranscriptEvent:
         """The call started, was answered or ended: its record as it is now."""
+        return cls.call_snapshot(record.snapshot(), at)
+
+    @classmethod
+    def call_snapshot(cls, snapshot: dict[str, Any], at: float) -> TranscriptEvent:
+        """A call event from a record's snapshot (``CallRecord.snapshot()``, or the store's row of
+        a call no live ``CallRecord`` holds any more)."""
         return cls(
-            call_id=record.id,
+            call_id=str(snapshot["id"]),
             kind="call",
             direction=None,
             utterance_id=None,
             text="",
             language=None,
             ts=at,
-            data=record.snapshot(),
+            data=snapshot,
         )
 
 

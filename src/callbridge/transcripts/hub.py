@@ -302,18 +302,7 @@ class TranscriptHub:
         for call in calls:
             record = {**call, "status": "ended", "end_reason": call.get("end_reason") or reason}
             record["ended_at"] = call.get("ended_at") or now
-            self.publish(
-                TranscriptEvent(
-                    call_id=str(call["id"]),
-                    kind="call",
-                    direction=None,
-                    utterance_id=None,
-                    text="",
-                    language=None,
-                    ts=now,
-                    data=record,
-                )
-            )
+            self.publish(TranscriptEvent.call_snapshot(record, now))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
